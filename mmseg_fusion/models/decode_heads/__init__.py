@@ -1,0 +1,3 @@
+"""Registered decode heads."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Registered losses."""
+
+__all__ = []

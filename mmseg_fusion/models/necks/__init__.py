@@ -1,0 +1,3 @@
+"""Registered necks."""
+
+__all__ = []

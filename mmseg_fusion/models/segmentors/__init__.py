@@ -1,0 +1,3 @@
+"""Registered segmentors."""
+
+__all__ = []

@@ -1,0 +1,108 @@
+import hashlib
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+
+from mmseg_fusion.datasets import CLASSES, generate_dataset, generate_sample
+
+
+def digest(root: str) -> str:
+    h = hashlib.sha256()
+    for dirpath, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
+            with open(osp.join(dirpath, name), 'rb') as f:
+                h.update(name.encode() + f.read())
+    return h.hexdigest()
+
+
+def test_layout_and_content(tmp_path):
+    root = str(tmp_path / 'ds')
+    counts = generate_dataset(root, num_train=6, num_val=3, image_size=48, seed=1)
+    assert counts == {'train': 6, 'val': 3}
+    for split, n in counts.items():
+        imgs = sorted(os.listdir(osp.join(root, 'img_dir', split)))
+        anns = sorted(os.listdir(osp.join(root, 'ann_dir', split)))
+        assert imgs == anns == [f'{i:05d}.png' for i in range(n)]
+    img = cv2.imread(osp.join(root, 'img_dir', 'train', '00000.png'), cv2.IMREAD_UNCHANGED)
+    ann = cv2.imread(osp.join(root, 'ann_dir', 'train', '00000.png'), cv2.IMREAD_UNCHANGED)
+    assert img.shape == (48, 48, 3) and img.dtype == np.uint8
+    assert ann.shape == (48, 48) and ann.dtype == np.uint8
+    assert ann.max() < len(CLASSES)
+    # nothing but the dataset is left next to it
+    assert os.listdir(tmp_path) == ['ds']
+
+
+def test_deterministic(tmp_path):
+    a, b, c = (str(tmp_path / n) for n in 'abc')
+    generate_dataset(a, num_train=3, num_val=2, image_size=32, seed=5)
+    generate_dataset(b, num_train=3, num_val=2, image_size=32, seed=5)
+    generate_dataset(c, num_train=3, num_val=2, image_size=32, seed=6)
+    assert digest(a) == digest(b) != digest(c)
+
+
+def test_objects_span_scales():
+    sizes = []
+    for i in range(200):
+        _, labels = generate_sample(np.random.default_rng(i), image_size=128)
+        for cls in range(1, len(CLASSES)):
+            n, _, stats, _ = cv2.connectedComponentsWithStats((labels == cls).astype(np.uint8))
+            sizes += [max(s[2], s[3]) for s in stats[1:]]
+    sizes = np.array(sizes)
+    assert sizes.min() <= 6 and sizes.max() >= 56
+    # log-uniform sizes: plenty of both small and large objects
+    assert (sizes <= 12).mean() > 0.15 and (sizes >= 32).mean() > 0.15
+    # every class appears
+    labels = np.stack([generate_sample(np.random.default_rng(i), 64)[1] for i in range(20)])
+    assert set(np.unique(labels)) == set(range(len(CLASSES)))
+
+
+def test_refuses_to_overwrite(tmp_path):
+    root = tmp_path / 'ds'
+    root.mkdir()
+    (root / 'keep.txt').write_text('mine')
+    with pytest.raises(FileExistsError, match='not empty'):
+        generate_dataset(str(root), num_train=2, num_val=1, image_size=32)
+    assert (root / 'keep.txt').read_text() == 'mine'
+    generate_dataset(str(root), num_train=2, num_val=1, image_size=32, overwrite=True)
+    assert not (root / 'keep.txt').exists()
+    assert sorted(os.listdir(root)) == ['ann_dir', 'img_dir']
+    assert os.listdir(tmp_path) == ['ds']
+
+
+def test_empty_existing_folder_is_used(tmp_path):
+    (tmp_path / 'ds').mkdir()
+    generate_dataset(str(tmp_path / 'ds'), num_train=1, num_val=1, image_size=32)
+    assert sorted(os.listdir(tmp_path / 'ds')) == ['ann_dir', 'img_dir']
+
+
+def test_interrupted_run_leaves_nothing(tmp_path):
+    def stop(done, total):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate_dataset(str(tmp_path / 'ds'), num_train=4, num_val=1, image_size=32,
+                         progress=stop)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(num_train=0), 'num_train must be >= 1, got 0'),
+    (dict(image_size=8), 'image_size must be >= 16, got 8'),
+    (dict(min_size=100), r'min_size must be in \[1, image_size/2'),
+])
+def test_bad_arguments(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        generate_dataset(str(tmp_path / 'ds'), **kwargs)
+
+
+def test_cli(tmp_path, repo_root, run_tool):
+    script = osp.join(repo_root, 'tools', 'dataset_converters', 'synthetic_scales.py')
+    out = run_tool([script, tmp_path / 'ds', '--num-train', '3', '--num-val', '2',
+                    '--image-size', '32'])
+    assert "{'train': 3, 'val': 2}" in out.stdout
+    again = run_tool([script, tmp_path / 'ds', '--num-train', '3'], check=False)
+    assert again.returncode == 2 and 'not empty' in again.stdout
