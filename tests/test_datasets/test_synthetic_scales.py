@@ -1,3 +1,4 @@
+from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
 
 import mmseg_fusion  # noqa: F401
@@ -5,6 +6,7 @@ from mmseg_fusion.datasets import CLASSES, SyntheticScalesDataset
 
 
 def test_builds_and_loads(synthetic_root):
+    init_default_scope('mmseg')
     ds = DATASETS.build(
         dict(type='SyntheticScalesDataset', data_root=synthetic_root,
              data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'),

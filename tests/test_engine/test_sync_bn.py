@@ -1,29 +1,30 @@
-import os
+import textwrap
 
-import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn as nn
 
 from mmseg_fusion.engine import CPUSyncBatchNorm, convert_sync_batchnorm_for_cpu
 
-
-def _worker(rank: int, world: int, port: int, x: torch.Tensor, grad: torch.Tensor,
-            queue) -> None:
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    dist.init_process_group('gloo', rank=rank, world_size=world)
+# Run by torchrun in two processes (a spawned function of a test module cannot be imported
+# by the children: the test files are not a package).
+WORKER = textwrap.dedent('''
+    import sys
+    import torch, torch.distributed as dist, torch.nn as nn
+    from mmseg_fusion.engine import convert_sync_batchnorm_for_cpu
+    dist.init_process_group('gloo')
+    rank, world = dist.get_rank(), dist.get_world_size()
+    data = torch.load(sys.argv[1])
     torch.manual_seed(0)
     bn = convert_sync_batchnorm_for_cpu(nn.Sequential(nn.SyncBatchNorm(3, momentum=0.1)))[0]
     bn.weight.data.uniform_(0.5, 1.5)
     bn.bias.data.uniform_(-0.5, 0.5)
-    xs = x.chunk(world)[rank].clone().requires_grad_(True)
+    xs = data['x'].chunk(world)[rank].clone().requires_grad_(True)
     out = bn(xs)
-    out.backward(grad.chunk(world)[rank])
-    queue.put((rank, out.detach(), xs.grad, bn.weight.grad, bn.running_mean.clone(),
-               bn.running_var.clone()))
-    dist.barrier()
+    out.backward(data['grad'].chunk(world)[rank])
+    torch.save(dict(out=out.detach(), grad=xs.grad, wgrad=bn.weight.grad,
+                    mean=bn.running_mean, var=bn.running_var), f'{sys.argv[2]}.{rank}')
     dist.destroy_process_group()
+''')
 
 
 def test_conversion_keeps_state_dict_keys():
@@ -43,20 +44,16 @@ def test_single_process_is_plain_batchnorm():
     torch.testing.assert_close(bn.running_var, ref.running_var)
 
 
-def test_two_gloo_processes_match_batchnorm_on_the_whole_batch(free_port):
+def test_two_gloo_processes_match_batchnorm_on_the_whole_batch(tmp_path, run_tool, free_port):
     torch.manual_seed(1)
     x = torch.randn(6, 3, 5, 7) * 3 + 1
     grad = torch.randn(6, 3, 5, 7)
-    ctx = mp.get_context('spawn')
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(r, 2, free_port, x, grad, queue))
-             for r in range(2)]
-    for p in procs:
-        p.start()
-    results = dict((r[0], r[1:]) for r in (queue.get(timeout=120) for _ in procs))
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    torch.save(dict(x=x, grad=grad), tmp_path / 'data.pt')
+    (tmp_path / 'worker.py').write_text(WORKER)
+    run_tool(['-m', 'torch.distributed.run', '--nproc_per_node=2',
+              f'--master_port={free_port}', tmp_path / 'worker.py', tmp_path / 'data.pt',
+              tmp_path / 'out'], env={'OMP_NUM_THREADS': '1'})
+    res = [torch.load(tmp_path / f'out.{r}') for r in range(2)]
 
     torch.manual_seed(0)
     ref = nn.BatchNorm2d(3, momentum=0.1)
@@ -65,12 +62,12 @@ def test_two_gloo_processes_match_batchnorm_on_the_whole_batch(free_port):
     xr = x.clone().requires_grad_(True)
     out = ref(xr)
     out.backward(grad)
-    torch.testing.assert_close(torch.cat([results[0][0], results[1][0]]), out.detach())
-    torch.testing.assert_close(torch.cat([results[0][1], results[1][1]]), xr.grad,
+    torch.testing.assert_close(torch.cat([r['out'] for r in res]), out.detach())
+    torch.testing.assert_close(torch.cat([r['grad'] for r in res]), xr.grad,
                                rtol=1e-4, atol=1e-5)
     # DDP averages parameter gradients over ranks: their sum is the whole-batch gradient
-    torch.testing.assert_close(results[0][2] + results[1][2], ref.weight.grad,
+    torch.testing.assert_close(res[0]['wgrad'] + res[1]['wgrad'], ref.weight.grad,
                                rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(results[0][3], ref.running_mean)
-    torch.testing.assert_close(results[0][4], ref.running_var)
-    torch.testing.assert_close(results[1][4], ref.running_var)
+    for r in res:
+        torch.testing.assert_close(r['mean'], ref.running_mean)
+        torch.testing.assert_close(r['var'], ref.running_var)
