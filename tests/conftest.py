@@ -58,6 +58,11 @@ def tiny_options() -> Callable[..., List[str]]:
             'default_hooks.logger.interval=1',
             f'param_scheduler.0.end={iters}',
             f'model.data_preprocessor.size=({crop},{crop})',
+            # the synthetic base pipelines: [load, load_ann, RandomResize, RandomCrop, ...]
+            f'train_dataloader.dataset.pipeline.2.scale=({crop},{crop})',
+            f'train_dataloader.dataset.pipeline.3.crop_size=({crop},{crop})',
+            f'val_dataloader.dataset.pipeline.1.scale=({crop},{crop})',
+            f'test_dataloader.dataset.pipeline.1.scale=({crop},{crop})',
             'randomness.seed=0',
         ]
         for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
