@@ -36,6 +36,10 @@ __all__ = [
 MapLocation = Union[None, str, torch.device, Callable, dict]
 
 
+#: statistics methods every HistoryBuffer registers (``HistoryBuffer._set_default_statistics``)
+_DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
 class CheckpointSecurityError(pickle.UnpicklingError):
     """A checkpoint holds objects that mmengine never writes, so it was not unpickled."""
 
@@ -47,7 +51,10 @@ def _history_buffer_getattr(obj: Any, name: str) -> Callable:
     writes as ``getattr(HistoryBuffer, 'min')``. This is the only call of ``getattr`` that an
     mmengine checkpoint contains.
     """
-    allowed = getattr(HistoryBuffer, '_statistics_methods', {})
+    registered = getattr(HistoryBuffer, '_statistics_methods', {})
+    allowed = set(_DEFAULT_STATISTICS) | {
+        key for key, fn in registered.items() if getattr(HistoryBuffer, key, None) is fn
+    }
     if obj is HistoryBuffer and isinstance(name, str) and name in allowed:
         return getattr(HistoryBuffer, name)
     raise CheckpointSecurityError(
@@ -101,11 +108,9 @@ def load_checkpoint_file(filename: str, map_location: MapLocation = None) -> Any
         try:
             return torch.load(filename, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as err:
-            if isinstance(err, CheckpointSecurityError):
-                reason = str(err)
-            else:
-                reason = str(err).split(' Check the documentation of torch.load')[0]
-                reason = reason.split('\n\nCheck the documentation')[0].strip()
+            # torch wraps the unpickler's reason in advice to turn weights_only off
+            reason = str(err).split('WeightsUnpickler error:', 1)[-1].strip()
+            reason = reason.split('\n\n')[0].strip()
             raise CheckpointSecurityError(
                 f'mmseg_fusion refused to load the checkpoint {filename!r}: it holds objects '
                 'outside the allow-list of what mmengine writes (tensors, numpy arrays, '
