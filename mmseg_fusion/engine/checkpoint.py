@@ -108,16 +108,20 @@ def load_checkpoint_file(filename: str, map_location: MapLocation = None) -> Any
         try:
             return torch.load(filename, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as err:
-            # torch wraps the unpickler's reason in advice to turn weights_only off
-            reason = str(err).split('WeightsUnpickler error:', 1)[-1].strip()
-            reason = reason.split('\n\n')[0].strip()
             raise CheckpointSecurityError(
                 f'mmseg_fusion refused to load the checkpoint {filename!r}: it holds objects '
                 'outside the allow-list of what mmengine writes (tensors, numpy arrays, '
                 'HistoryBuffer). A checkpoint is a pickle and can run code when it is loaded. '
                 'If you trust this file, load it yourself with '
                 'torch.load(path, weights_only=False) and save its state_dict. '
-                f'Details: {reason}') from None
+                f'Details: {_unpickler_reason(err)}') from None
+
+
+def _unpickler_reason(err: Exception) -> str:
+    """The unpickler's reason, without torch's advice to turn ``weights_only`` off."""
+    advice = ('Weights only load failed', 'Please file an issue', 'Check the documentation')
+    parts = [p.replace('WeightsUnpickler error:', '').strip() for p in str(err).split('\n\n')]
+    return ' '.join(p for p in parts if p and not p.startswith(advice))
 
 
 def load_local_checkpoint(filename: str, map_location: MapLocation = None) -> Any:
