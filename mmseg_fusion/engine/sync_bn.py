@@ -9,22 +9,52 @@ forward and backward as batch norm over the concatenated global batch.
 
 Shape shorthand: N batch, C channels, ``*`` spatial dimensions.
 """
+from typing import Any, Optional
+
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 from torch.distributed.nn.functional import all_reduce
+from torch.nn.modules.batchnorm import _BatchNorm
 
 __all__ = ['CPUSyncBatchNorm', 'convert_sync_batchnorm_for_cpu']
 
 
-class CPUSyncBatchNorm(nn.SyncBatchNorm):
-    """:class:`~torch.nn.SyncBatchNorm` with a synchronised CPU path.
+class CPUSyncBatchNorm(_BatchNorm):
+    """Batch norm synchronised over a (gloo) process group, for CPU modules.
 
-    On CUDA, in eval mode, or outside an initialised process group it is exactly
-    :class:`~torch.nn.SyncBatchNorm`. Statistics are computed in two passes (mean, then the
-    centred second moment) for accuracy; the running variance uses the unbiased estimate, as
-    PyTorch does.
+    It has the arguments, parameters, buffers and state-dict keys of
+    :class:`~torch.nn.SyncBatchNorm`, but is deliberately not a subclass of it: DDP refuses
+    CPU modules that contain ``SyncBatchNorm``. In eval mode or outside an initialised
+    process group it is plain batch norm. Statistics are computed in two passes (mean, then
+    the centred second moment) for accuracy; the running variance uses the unbiased
+    estimate, as PyTorch does.
+
+    Args:
+        num_features (int): Channels C.
+        eps (float): Added to the variance. Defaults to 1e-5.
+        momentum (float, optional): Running-statistics momentum; None for a cumulative
+            average. Defaults to 0.1.
+        affine (bool): Learnable weight and bias. Defaults to True.
+        track_running_stats (bool): Keep running statistics. Defaults to True.
+        process_group (ProcessGroup, optional): Group to synchronise over; None for the
+            world. Defaults to None.
     """
+
+    def __init__(self,
+                 num_features: int,
+                 eps: float = 1e-5,
+                 momentum: Optional[float] = 0.1,
+                 affine: bool = True,
+                 track_running_stats: bool = True,
+                 process_group: Optional[Any] = None) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats)
+        self.process_group = process_group
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f'CPUSyncBatchNorm: expected an input of at least 2 dimensions '
+                             f'(N, C, *), got shape {tuple(x.shape)}')
 
     def _use_cpu_sync(self, x: torch.Tensor) -> bool:
         return (x.device.type == 'cpu' and self.training and dist.is_available()
@@ -65,7 +95,8 @@ class CPUSyncBatchNorm(nn.SyncBatchNorm):
 def convert_sync_batchnorm_for_cpu(module: nn.Module) -> nn.Module:
     """Give every :class:`~torch.nn.SyncBatchNorm` in ``module`` the CPU path, in place.
 
-    Parameters, buffers and state-dict keys are untouched (the instances change class only).
+    Parameters, buffers and state-dict keys are untouched (the instances change class only,
+    to :class:`CPUSyncBatchNorm`).
 
     Args:
         module (nn.Module): Model to convert.
