@@ -9,15 +9,36 @@ forward and backward as batch norm over the concatenated global batch.
 
 Shape shorthand: N batch, C channels, ``*`` spatial dimensions.
 """
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.distributed.nn.functional import all_reduce
 from torch.nn.modules.batchnorm import _BatchNorm
 
 __all__ = ['CPUSyncBatchNorm', 'convert_sync_batchnorm_for_cpu']
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Differentiable sum over the processes of a group (the gradient is summed too)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, group: Any) -> torch.Tensor:
+        ctx.group = group
+        out = x.clone()
+        dist.all_reduce(out, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Tuple[torch.Tensor, None]:
+        grad = grad.clone()
+        dist.all_reduce(grad, group=ctx.group)
+        return grad, None
+
+
+def all_reduce(x: torch.Tensor, group: Any) -> torch.Tensor:
+    """Sum ``x`` over the processes of ``group``, differentiably."""
+    return _AllReduceSum.apply(x, group)
 
 
 class CPUSyncBatchNorm(_BatchNorm):
@@ -105,6 +126,6 @@ def convert_sync_batchnorm_for_cpu(module: nn.Module) -> nn.Module:
         nn.Module: The same ``module``.
     """
     for m in module.modules():
-        if type(m) is nn.SyncBatchNorm:
+        if isinstance(m, nn.SyncBatchNorm):
             m.__class__ = CPUSyncBatchNorm
     return module
