@@ -18,12 +18,15 @@ def read_requirements(name: str) -> list:
         return [line for line in lines if line]
 
 
+with open(osp.join(HERE, 'README.md'), encoding='utf-8') as f:
+    long_description = f.read()
+
 setup(
     name='mmseg_fusion',
     version=read_version(),
     description='Attention-based fusion methods (AFA, SSR, AFF/iAFF, CCNet, EMANet, A2-Nets, '
     'HMA) for MMSegmentation 1.x',
-    long_description=open(osp.join(HERE, 'README.md'), encoding='utf-8').read(),
+    long_description=long_description,
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.9',

@@ -163,11 +163,11 @@ def generate_dataset(out_dir: str,
         raise ValueError(f'generate_dataset: min_size must be in [1, image_size/2 = '
                          f'{image_size / 2}], got {min_size!r}')
     out_dir = osp.abspath(out_dir)
-    if osp.exists(out_dir) and (not osp.isdir(out_dir) or os.listdir(out_dir)):
-        if not overwrite:
-            raise FileExistsError(
-                f'generate_dataset: out_dir {out_dir!r} exists and is not empty; '
-                'pass overwrite=True (--overwrite) to replace it')
+    if (osp.exists(out_dir) and (not osp.isdir(out_dir) or os.listdir(out_dir))
+            and not overwrite):
+        raise FileExistsError(
+            f'generate_dataset: out_dir {out_dir!r} exists and is not empty; '
+            'pass overwrite=True (--overwrite) to replace it')
     parent = osp.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f'.{osp.basename(out_dir)}.partial-', dir=parent)

@@ -9,8 +9,7 @@ from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner import CheckpointLoader, save_checkpoint
 
 import mmseg_fusion  # noqa: F401  (registers the loader)
-from mmseg_fusion.engine import (CheckpointSecurityError, load_checkpoint_file,
-                                 load_local_checkpoint)
+from mmseg_fusion.engine import CheckpointSecurityError, load_checkpoint_file, load_local_checkpoint
 
 
 def runner_like_checkpoint(path: str) -> dict:

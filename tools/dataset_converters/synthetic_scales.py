@@ -1,7 +1,7 @@
 """Generate the synthetic multi-scale segmentation dataset (mmseg layout).
 
-    python tools/dataset_converters/synthetic_scales.py data/synthetic_scales \
-        [--num-train 200] [--num-val 50] [--image-size 128] [--seed 0] [--overwrite]
+Usage: ``python tools/dataset_converters/synthetic_scales.py data/synthetic_scales
+[--num-train 200] [--num-val 50] [--image-size 128] [--seed 0] [--overwrite]``
 """
 import argparse
 import sys
