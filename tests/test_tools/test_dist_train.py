@@ -2,6 +2,7 @@
 
 The config is unchanged: mmseg's default runtime asks for nccl and the model uses SyncBN.
 """
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from mmseg_fusion.engine import load_checkpoint_file
 
 
 def run_script(args, port, timeout=600):
-    env = dict(__import__('os').environ, PYTHON=sys.executable, PORT=str(port),
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(port),
                OMP_NUM_THREADS='1', MMSEG_FUSION_SKIP_VERSION_CHECK='1')
     proc = subprocess.run(['bash', *map(str, args)], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=timeout)
