@@ -2,5 +2,23 @@
 
 Shapes are documented per function; every function is tested against a naive reference.
 """
+from .afa import afa_bi_fusion, afa_multi_fusion, progressive_weights
+from .criss_cross import criss_cross_attention
+from .double_attention import double_attention
+from .scale_fusion import (
+    FUSION_METHODS,
+    finish_fusion,
+    fuse_scales,
+    hma_weights,
+    init_fusion,
+    scale_space_weights,
+    softmax_scale_weights,
+    update_fusion,
+)
 
 __all__ = []
+__all__ += ['afa_bi_fusion', 'afa_multi_fusion', 'progressive_weights']
+__all__ += ['FUSION_METHODS', 'finish_fusion', 'fuse_scales', 'hma_weights', 'init_fusion',
+            'scale_space_weights', 'softmax_scale_weights', 'update_fusion']
+__all__ += ['double_attention']
+__all__ += ['criss_cross_attention']

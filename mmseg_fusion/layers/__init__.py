@@ -1,5 +1,12 @@
 """Unregistered primitive ``nn.Module``s built on :mod:`mmseg_fusion.functional`."""
 
-from .afa import ChannelAttention, SpatialAttention
+from .afa import BiAFA, ChannelAttention, MultiAFA, SpatialAttention
+from .criss_cross import CrissCrossAttention
+from .double_attention import DoubleAttention
+from .em_attention import EMAttention, em_iterations
+from .ms_cam import AFF, IAFF, MSCAM
 
-__all__ = ['ChannelAttention', 'SpatialAttention']
+__all__ = ['ChannelAttention', 'SpatialAttention', 'EMAttention', 'em_iterations',
+            'DoubleAttention']
+__all__ += ['AFF', 'BiAFA', 'IAFF', 'MSCAM', 'MultiAFA']
+__all__ += ['CrissCrossAttention']

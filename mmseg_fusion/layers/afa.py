@@ -12,20 +12,24 @@ InPlace-ABN (leaky ReLU 0.01, ``|w| + eps`` weights); here norm and activation a
 ``norm_cfg``/``act_cfg`` of :class:`~mmcv.cnn.ConvModule`, so both are configurable (the
 converters of ``tools/model_converters`` turn InPlace-ABN weights into BatchNorm weights).
 """
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 
-__all__ = ['ChannelAttention', 'SpatialAttention']
+from ..functional.afa import afa_bi_fusion, afa_multi_fusion
+
+__all__ = ['BiAFA', 'ChannelAttention', 'MultiAFA', 'SpatialAttention']
 
 _ACTIVATIONS = ('sigmoid', 'abs', 'relu', None)
 
 
 class SpatialAttention(nn.Module):
-    """Per-pixel attention map: two 3x3 conv-norm-act and a 1x1 conv (official ``SpatialAttentionModule``).
+    """Per-pixel attention map: two 3x3 conv-norm-act, then a 1x1 conv.
+
+    The official ``SpatialAttentionModule``.
 
     Also the scale-attention ("density") head of SSR, with ``activation='abs'``.
 
@@ -49,7 +53,7 @@ class SpatialAttention(nn.Module):
                  activation: Optional[str] = 'sigmoid',
                  kernel_size: int = 3,
                  conv_cfg: Optional[dict] = None,
-                 norm_cfg: dict = dict(type='BN'),
+                 norm_cfg: dict = dict(type='BN'),  # noqa: B006 (never mutated)
                  act_cfg: dict = dict(type='ReLU')) -> None:
         super().__init__()
         if activation not in _ACTIVATIONS:
@@ -88,7 +92,9 @@ class SpatialAttention(nn.Module):
 
 
 class ChannelAttention(nn.Module):
-    """Per-channel attention from average- and max-pooled features (official ``ChannelAttentionModule``).
+    """Per-channel attention from average- and max-pooled features.
+
+    The official ``ChannelAttentionModule``.
 
     ``c = sigmoid(mlp(GAP(x)) + mlp(GMP(x)))`` with a shared ``mlp`` = 1x1 conv (C -> C/r),
     norm, act, 1x1 conv (C/r -> out), both convs without bias. The norm sees (N, C/r, 1, 1)
@@ -110,7 +116,7 @@ class ChannelAttention(nn.Module):
                  out_channels: Optional[int] = None,
                  reduction: int = 16,
                  conv_cfg: Optional[dict] = None,
-                 norm_cfg: dict = dict(type='BN'),
+                 norm_cfg: dict = dict(type='BN'),  # noqa: B006 (never mutated)
                  act_cfg: dict = dict(type='ReLU')) -> None:
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
@@ -135,3 +141,88 @@ class ChannelAttention(nn.Module):
         # (N, C, 1, 1) each; the shared MLP runs on both separately, as in the official code
         avg, mx = F.adaptive_avg_pool2d(x, 1), F.adaptive_max_pool2d(x, 1)
         return (self.conv2(self.conv1(avg)) + self.conv2(self.conv1(mx))).sigmoid()
+
+
+class BiAFA(nn.Module):
+    """Bi-input AFA (an aggregation node of AFA's IDA-Up): ``s (1 - c) x + (1 - s) c y``.
+
+    ``s = SA(x)`` is a spatial attention of the shallow (running) feature ``x`` and
+    ``c = CA(y)`` a channel attention of the deep feature ``y``
+    (:func:`~mmseg_fusion.functional.afa_bi_fusion`). Both inputs must already have the same
+    channels and size (the projection and upsampling are the caller's, as in the official
+    ``AFAIDAUp``).
+
+    Args:
+        channels (int): Channels C of both inputs.
+        reduction (int): Reduction ratio of the channel attention. Defaults to 16.
+        conv_cfg (dict, optional): Conv layer config. Defaults to None.
+        norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
+        act_cfg (dict): Activation of the inner layers. Defaults to ``dict(type='ReLU')``.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 reduction: int = 16,
+                 conv_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN'),  # noqa: B006 (never mutated)
+                 act_cfg: dict = dict(type='ReLU')) -> None:
+        super().__init__()
+        common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.sa = SpatialAttention(channels, 1, activation='sigmoid', **common)
+        self.ca = ChannelAttention(channels, channels, reduction=reduction, **common)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Fuse the shallow feature ``x`` with the deep feature ``y``.
+
+        Args:
+            x (Tensor): Shallow / running feature of shape (N, C, H, W).
+            y (Tensor): Deep feature of shape (N, C, H, W), already at the size of ``x``.
+
+        Returns:
+            Tensor: Fused feature of shape (N, C, H, W).
+        """
+        return afa_bi_fusion(x, y, self.sa(x), self.ca(y))
+
+
+class MultiAFA(nn.Module):
+    """Multi-input (progressive) AFA: ``sum_k S_k C_k F_k`` with shared attention modules.
+
+    One spatial attention ``SA`` and one channel attention ``CA`` are applied to every input,
+    ``s_k = SA(F_k)``, ``c_k = CA(F_k)``; then ``S_k = s_k prod_{j>k} (1 - s_j)`` and
+    ``C_k = c_k prod_{j>k} (1 - c_j)`` (:func:`~mmseg_fusion.functional.afa_multi_fusion`).
+    Inputs are ordered from the deepest to the shallowest, as in the official
+    ``final_feature_fusion``; the last (shallowest) input is never attenuated. With one input
+    the output is ``SA(F) CA(F) F``.
+
+    Args:
+        channels (int): Channels C of every input.
+        reduction (int): Reduction ratio of the channel attention. Defaults to 16.
+        conv_cfg (dict, optional): Conv layer config. Defaults to None.
+        norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
+        act_cfg (dict): Activation of the inner layers. Defaults to ``dict(type='ReLU')``.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 reduction: int = 16,
+                 conv_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN'),  # noqa: B006 (never mutated)
+                 act_cfg: dict = dict(type='ReLU')) -> None:
+        super().__init__()
+        common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.sa = SpatialAttention(channels, 1, activation='sigmoid', **common)
+        self.ca = ChannelAttention(channels, channels, reduction=reduction, **common)
+
+    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Fuse ``K >= 1`` features of the same shape.
+
+        Args:
+            features (Sequence[Tensor]): K features of shape (N, C, H, W), deepest first.
+
+        Returns:
+            Tensor: Fused feature of shape (N, C, H, W).
+        """
+        if len(features) == 0:
+            raise ValueError('MultiAFA: features must contain at least one tensor, got 0')
+        return afa_multi_fusion(features, [self.sa(f) for f in features],
+                                [self.ca(f) for f in features])

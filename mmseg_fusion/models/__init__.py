@@ -1,2 +1,2 @@
 """Registered components (``mmseg.registry.MODELS``), thin compositions of ``layers``."""
-from . import decode_heads, losses, necks, segmentors
+from . import backbones, decode_heads, losses, necks, segmentors

@@ -1,3 +1,7 @@
 """Registered decode heads."""
+from .a2_head import A2Head
+from .emau_head import EMAUHead
+from .rcca_head import RCCAHead
 
-__all__ = []
+__all__ = ['A2Head', 'EMAUHead']
+__all__ += ['RCCAHead']

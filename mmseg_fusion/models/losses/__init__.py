@@ -1,3 +1,4 @@
 """Registered losses."""
+from .category_consistent_loss import CategoryConsistentLoss, category_consistent_terms
 
-__all__ = []
+__all__ = ['CategoryConsistentLoss', 'category_consistent_terms']

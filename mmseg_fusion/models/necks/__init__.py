@@ -1,3 +1,5 @@
 """Registered necks."""
+from .afa_neck import AFANeck
+from .iaff_neck import IAFFNeck
 
-__all__ = []
+__all__ = ['AFANeck', 'IAFFNeck']

@@ -1,0 +1,56 @@
+# AFA neck on SegFormer's MiT-B0, Cityscapes 512x1024, 160k (mmseg's SegFormer optimiser and
+# schedule, the Cityscapes 512x1024 pipeline of mmseg's CNN configs).
+_base_ = [
+    'mmseg::_base_/models/segformer_mit-b0.py',
+    'mmseg::_base_/datasets/cityscapes.py',
+    'mmseg::_base_/default_runtime.py',
+    'mmseg::_base_/schedules/schedule_160k.py',
+]
+custom_imports = dict(imports=['mmseg_fusion'], allow_failed_imports=False)
+crop_size = (512, 1024)
+data_preprocessor = dict(size=crop_size)
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+checkpoint = 'https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/segformer/mit_b0_20220624-7e0fe6dd.pth'  # noqa
+model = dict(
+    data_preprocessor=data_preprocessor,
+    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
+    neck=dict(
+        type='AFANeck',
+        in_channels=[32, 64, 160, 256],
+        fusion='afa',
+        fused_levels=3,
+        fused_channels=128,
+        norm_cfg=norm_cfg),
+    # outs[0]: fused map, 128 channels at stride 4
+    decode_head=dict(
+        _delete_=True,
+        type='FCNHead',
+        in_channels=128,
+        in_index=0,
+        channels=128,
+        num_convs=1,
+        concat_input=False,
+        dropout_ratio=0.1,
+        num_classes=19,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+    test_cfg=dict(mode='whole'))
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=0.00006, betas=(0.9, 0.999), weight_decay=0.01),
+    paramwise_cfg=dict(
+        custom_keys={
+            'pos_block': dict(decay_mult=0.),
+            'norm': dict(decay_mult=0.),
+            'head': dict(lr_mult=10.),
+            'neck': dict(lr_mult=10.),
+        }))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000, by_epoch=False),
+]
+train_dataloader = dict(batch_size=2, num_workers=4)
+val_dataloader = dict(batch_size=1, num_workers=4)
+test_dataloader = val_dataloader

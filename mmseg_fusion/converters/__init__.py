@@ -1,0 +1,31 @@
+"""Checkpoint converters from the official releases to mmseg_fusion configs.
+
+Pure functions ``convert_<source>(checkpoint, progress=False) -> (state_dict, unmapped_keys)``
+plus the shared loading, strict checking and atomic writing used by
+``tools/model_converters/<source>2fusion.py``.
+"""
+from .ccnet import CCNET_INPUT_NORMALISATION, CCNET_RULES, convert_ccnet
+from .common import (
+    INPLACE_ABN_EPS,
+    ConversionError,
+    build_target_model,
+    check_state_dict,
+    check_tensors,
+    convert_file,
+    fill_num_batches_tracked,
+    inplace_abn_to_bn,
+    load_source_checkpoint,
+    norm_prefixes,
+    rename_by_prefix,
+    save_converted,
+    strip_prefix,
+)
+from .emanet import EMANET_INPUT_NORMALISATION, EMANET_RULES, convert_emanet
+
+__all__ = [
+    'CCNET_INPUT_NORMALISATION', 'CCNET_RULES', 'EMANET_INPUT_NORMALISATION', 'EMANET_RULES',
+    'INPLACE_ABN_EPS', 'ConversionError', 'build_target_model', 'check_state_dict',
+    'check_tensors', 'convert_ccnet', 'convert_emanet', 'convert_file',
+    'fill_num_batches_tracked', 'inplace_abn_to_bn', 'load_source_checkpoint', 'norm_prefixes',
+    'rename_by_prefix', 'save_converted', 'strip_prefix'
+]

@@ -1,0 +1,4 @@
+"""Registered backbones."""
+from .dla import DLA
+
+__all__ = ['DLA']

@@ -1,0 +1,300 @@
+"""AFA neck: IDA-Up aggregation with bi-input AFA nodes, then multi-input AFA of the levels.
+
+Paper: Yang, Huang, Sun, Rota Bulò, Kontschieder, Yu, "Dense Prediction with Attentive Feature
+Aggregation", WACV 2023, https://arxiv.org/abs/2111.00770. Official code (consulted, not
+copied): https://github.com/SysCV/dla-afa (``afa/model/necks/afa_dla_up.py``: ``AFAIDAUp``,
+``AFADLAUp``, ``AFADLAUpTrunk.final_feature_fusion``).
+
+Structure (L input levels, shallowest first, level ``j`` with ``in_channels[j]`` channels):
+the levels are aggregated from deep to shallow as in DLA-Up; node ``j`` (j = L-2, ..., 0)
+takes level ``j`` and the (already aggregated) deeper features, projects each to
+``in_channels[j]`` channels (1x1 conv-norm-act where needed), resizes them to level ``j``'s
+size and folds them in one by one with a :class:`~mmseg_fusion.layers.BiAFA`
+(``x = s (1 - c) x + (1 - s) c F_i``); its running outputs replace the deeper features for the
+next node. The outputs of the ``fused_levels`` shallowest nodes are projected to
+``fused_channels``, resized to level 0 and fused by a :class:`~mmseg_fusion.layers.MultiAFA`.
+With a DLA backbone (levels 1..5) this is exactly the official ``AFADLAUp`` + final fusion
+(nodes ``afa_ida_0..3``, fusion of the stride 8, 4, 2 outputs into 32 channels).
+
+Differences from the official code:
+
+- Upsampling inside the nodes: ``upsample='deconv'`` is the official one (a trainable
+  depthwise transposed conv per deeper input, kernel 4, stride 2, initialised to bilinear
+  interpolation, keys ``up_{i}``); it assumes successive levels differ by a stride of 2 (DLA,
+  ResNet without dilation, MiT, HRNet) and, where an odd size makes its output one pixel too
+  large, the result is resized to the shallower level. ``upsample='bilinear'`` (the default)
+  interpolates to the shallower level's size, has no parameters and works for any backbone
+  (dilated ResNets included). The final fusion resizes bilinearly, as the official code does.
+- The ``'concat'`` and ``'add'`` node types make the paper's ablation run through the same
+  code: ``'concat'`` is the IDA-Up node of DLA-Up (3x3 conv-norm-act on ``[x, F_i]``), and
+  the final fusion a 3x3 conv-norm-act on the concatenated levels; ``'add'`` sums.
+- Norm and activation are ``norm_cfg``/``act_cfg`` (the official ``bn_relu`` is BN + ReLU or
+  InPlace-ABN with leaky ReLU 0.01, depending on the checkpoint).
+"""
+import math
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+
+from ...layers import BiAFA, MultiAFA
+
+__all__ = ['AFANeck']
+
+_FUSIONS = ('afa', 'concat', 'add')
+_UPSAMPLES = ('bilinear', 'deconv')
+
+
+def bilinear_deconv(channels: int, factor: int = 2) -> nn.ConvTranspose2d:
+    """Depthwise transposed conv that upsamples by ``factor`` like bilinear interpolation.
+
+    Kernel ``2 * factor``, stride ``factor``, padding ``factor // 2``, no bias, as the official
+    ``up_{i}`` layers, initialised with the separable bilinear kernel (in the interior the output
+    equals ``F.interpolate(..., scale_factor=factor, mode='bilinear', align_corners=False)``).
+
+    Args:
+        channels (int): Channels C (one group per channel).
+        factor (int): Upsampling factor. Defaults to 2.
+
+    Returns:
+        nn.ConvTranspose2d: Maps (N, C, H, W) to (N, C, factor * H, factor * W).
+    """
+    up = nn.ConvTranspose2d(channels, channels, 2 * factor, stride=factor,
+                            padding=factor // 2, groups=channels, bias=False)
+    fill_bilinear_(up)
+    return up
+
+
+def fill_bilinear_(up: nn.ConvTranspose2d) -> None:
+    """Set every kernel of a depthwise transposed conv to the bilinear kernel, in place."""
+    size = up.kernel_size[0]
+    f = math.ceil(size / 2)
+    center = (2 * f - 1 - f % 2) / (2 * f)
+    # (size,) one-dimensional kernel; the 2-D kernel is its outer product
+    line = 1 - (torch.arange(size, dtype=torch.float32) / f - center).abs()
+    with torch.no_grad():
+        up.weight.copy_((line[:, None] * line[None, :]).expand_as(up.weight))
+
+
+class _IDAUpNode(nn.Module):
+    """One IDA-Up aggregation node: project, resize and fold the inputs in one by one.
+
+    Args:
+        in_channels (Sequence[int]): Channels of the K >= 2 inputs; input 0 is the shallowest
+            and sets the output size.
+        channels (int): Output channels C.
+        fusion (str): ``'afa'``, ``'concat'`` or ``'add'``.
+        reduction (int): Channel-attention reduction of the AFA nodes.
+        upsample (str): ``'bilinear'`` or ``'deconv'`` (see the module docstring).
+        align_corners (bool): ``align_corners`` of the bilinear resizing.
+        conv_cfg (dict, optional): Conv layer config.
+        norm_cfg (dict): Norm layer config.
+        act_cfg (dict): Activation config.
+    """
+
+    def __init__(self, in_channels: Sequence[int], channels: int, fusion: str,
+                 reduction: int, upsample: str, align_corners: bool,
+                 conv_cfg: Optional[dict], norm_cfg: dict, act_cfg: dict) -> None:
+        super().__init__()
+        common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.fusion = fusion
+        self.upsample = upsample
+        self.align_corners = align_corners
+        for i, ch in enumerate(in_channels):
+            proj = (nn.Identity() if ch == channels
+                    else ConvModule(ch, channels, 1, bias=False, **common))
+            setattr(self, f'proj_{i}', proj)
+            if i > 0 and upsample == 'deconv':
+                setattr(self, f'up_{i}', bilinear_deconv(channels))
+        for i in range(1, len(in_channels)):
+            if fusion == 'afa':
+                node = BiAFA(channels, reduction, **common)
+            elif fusion == 'concat':
+                node = ConvModule(2 * channels, channels, 3, padding=1, bias=False, **common)
+            else:
+                node = nn.Identity()
+            setattr(self, f'node_{i}', node)
+        self.num_inputs = len(in_channels)
+
+    def forward(self, inputs: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        """Aggregate.
+
+        Args:
+            inputs (Sequence[Tensor]): K features, input ``i`` of shape
+                (N, in_channels[i], H_i, W_i); input 0 sets the size H_0 x W_0.
+
+        Returns:
+            list[Tensor]: The K - 1 running aggregates, each of shape (N, C, H_0, W_0); the
+            last one is the node's output.
+        """
+        size = inputs[0].shape[2:]
+        feats = [getattr(self, f'proj_{i}')(x) for i, x in enumerate(inputs)]
+        x = feats[0]
+        outs = []
+        for i in range(1, self.num_inputs):
+            deep = feats[i]
+            if self.upsample == 'deconv':
+                deep = getattr(self, f'up_{i}')(deep)
+            if deep.shape[2:] != size:
+                deep = resize(deep, size=size, mode='bilinear',
+                              align_corners=self.align_corners)
+            node = getattr(self, f'node_{i}')
+            if self.fusion == 'afa':
+                x = node(x, deep)
+            elif self.fusion == 'concat':
+                x = node(torch.cat([x, deep], dim=1))
+            else:
+                x = x + deep
+            outs.append(x)
+        return outs
+
+
+@MODELS.register_module()
+class AFANeck(BaseModule):
+    """Attentive Feature Aggregation neck for any multi-level backbone.
+
+    Output layout (L = ``len(in_channels)``): ``outs[0]`` is the fused map of
+    ``fused_channels`` channels at the size of input 0 (feed it to the decode head with
+    ``in_index=0``); ``outs[1 + j]`` for j < L - 1 is the aggregated feature of level ``j``
+    (``in_channels[j]`` channels, size of input ``j``), and ``outs[L]`` the deepest input,
+    unchanged. So ``outs[1 + j]`` has the shape of ``inputs[j]`` for every ``j``, which suits
+    auxiliary heads (the official deep supervision uses levels 1..4 of DLA's).
+
+    Args:
+        in_channels (Sequence[int]): Channels of each input level, shallowest first; at least
+            two levels.
+        fusion (str): Aggregation node and final fusion: ``'afa'`` (the paper), ``'concat'``
+            (DLA-Up's IDA node, the paper's baseline) or ``'add'``. Defaults to ``'afa'``.
+        fused_levels (int): Number of the shallowest aggregated levels fused into ``outs[0]``;
+            in [1, L - 1]. The official DLA model fuses 3. Defaults to 3.
+        fused_channels (int, optional): Channels of the fused map. Defaults to None
+            (= ``in_channels[0]``, as the official ``high_level_ch``).
+        reduction (int): Reduction ratio of every channel attention; ``in_channels`` and
+            ``fused_channels`` must be >= it. Defaults to 16.
+        upsample (str): Upsampling in the nodes: ``'bilinear'`` (interpolation, any backbone)
+            or ``'deconv'`` (the official trainable depthwise transposed convs, initialised to
+            bilinear kernels; levels at successive strides of 2). Defaults to ``'bilinear'``.
+        align_corners (bool): ``align_corners`` of the bilinear resizing. Defaults to False.
+        conv_cfg (dict, optional): Conv layer config. Defaults to None.
+        norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
+        act_cfg (dict): Activation config. Defaults to ``dict(type='ReLU')``.
+        init_cfg (dict | list[dict], optional): Initialisation config. Defaults to Kaiming
+            normal (fan-in, ReLU) on every conv, as the official ``initialize_weights``.
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 fusion: str = 'afa',
+                 fused_levels: int = 3,
+                 fused_channels: Optional[int] = None,
+                 reduction: int = 16,
+                 upsample: str = 'bilinear',
+                 align_corners: bool = False,
+                 conv_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN'),  # noqa: B006 (never mutated)
+                 act_cfg: dict = dict(type='ReLU'),
+                 init_cfg: Union[dict, List[dict], None] = dict(
+                     type='Kaiming', layer=['Conv2d'], mode='fan_in',
+                     nonlinearity='relu')) -> None:
+        super().__init__(init_cfg)
+        name = type(self).__name__
+        if (not isinstance(in_channels, (list, tuple)) or len(in_channels) < 2
+                or not all(isinstance(c, int) and c >= 1 for c in in_channels)):
+            raise ValueError(f'{name}: in_channels must be a list of at least 2 positive ints '
+                             f'(one per backbone level), got {in_channels!r}')
+        if fusion not in _FUSIONS:
+            raise ValueError(f'{name}: fusion must be one of {_FUSIONS}, got {fusion!r}')
+        if upsample not in _UPSAMPLES:
+            raise ValueError(f'{name}: upsample must be one of {_UPSAMPLES}, '
+                             f'got {upsample!r}')
+        num_levels = len(in_channels)
+        if not isinstance(fused_levels, int) or not 1 <= fused_levels <= num_levels - 1:
+            raise ValueError(f'{name}: fused_levels must be an int in [1, {num_levels - 1}] '
+                             f'for {num_levels} in_channels, got {fused_levels!r}')
+        fused_channels = in_channels[0] if fused_channels is None else fused_channels
+        if fusion == 'afa':
+            for arg, value in (('in_channels', min(in_channels)),
+                               ('fused_channels', fused_channels)):
+                if int(reduction) < 1 or value // reduction < 1:
+                    raise ValueError(
+                        f'{name}: reduction must be in [1, {value}] (the smallest of '
+                        f'{arg}), got {reduction!r}')
+        self.in_channels = list(in_channels)
+        self.fusion = fusion
+        self.fused_levels = fused_levels
+        self.fused_channels = fused_channels
+        self.align_corners = align_corners
+        common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
+
+        # node j aggregates level j with the deeper features; built deepest first, as in
+        # the official code (afa_ida_0 is the deepest node)
+        self.ida_nodes = nn.ModuleList()
+        for j in range(num_levels - 2, -1, -1):
+            deeper = in_channels[j + 1]
+            node_in = [in_channels[j]] + [deeper] * (num_levels - 1 - j)
+            self.ida_nodes.append(_IDAUpNode(node_in, in_channels[j], fusion, reduction,
+                                             upsample, align_corners, **common))
+        # final fusion of the outputs of nodes fused_levels-1, ..., 0 (deepest first)
+        self.fuse_projs = nn.ModuleList([
+            nn.Identity() if in_channels[j] == fused_channels
+            else ConvModule(in_channels[j], fused_channels, 1, bias=False, **common)
+            for j in range(fused_levels - 1, -1, -1)
+        ])
+        if fusion == 'afa':
+            self.final_fusion = MultiAFA(fused_channels, reduction, **common)
+        elif fusion == 'concat':
+            self.final_fusion = ConvModule(fused_levels * fused_channels, fused_channels, 3,
+                                           padding=1, bias=False, **common)
+        else:
+            self.final_fusion = nn.Identity()
+
+    def init_weights(self) -> None:
+        """Apply ``init_cfg``, then reset the ``'deconv'`` upsamplers to bilinear kernels."""
+        super().init_weights()
+        for m in self.modules():
+            if isinstance(m, nn.ConvTranspose2d):
+                fill_bilinear_(m)
+
+    def forward(self, inputs: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+        """Aggregate and fuse the levels.
+
+        Args:
+            inputs (Sequence[Tensor]): L features, input ``j`` of shape
+                (N, in_channels[j], H_j, W_j), shallowest first.
+
+        Returns:
+            tuple[Tensor]: L + 1 maps: the fused map of shape (N, fused_channels, H_0, W_0),
+            then one map of the shape of each input (aggregated levels, the deepest
+            unchanged).
+        """
+        num_levels = len(self.in_channels)
+        if len(inputs) != num_levels:
+            raise ValueError(f'{type(self).__name__}: expected {num_levels} inputs (one per '
+                             f'in_channels), got {len(inputs)}')
+        layers = list(inputs)
+        level_outs: List[torch.Tensor] = [None] * num_levels
+        level_outs[-1] = inputs[-1]
+        for k, node in enumerate(self.ida_nodes):
+            j = num_levels - 2 - k
+            running = node(layers[j:])
+            layers[j + 1:] = running
+            level_outs[j] = running[-1]
+        size = level_outs[0].shape[2:]
+        fused_in = []
+        for proj, j in zip(self.fuse_projs, range(self.fused_levels - 1, -1, -1)):
+            feat = proj(level_outs[j])
+            if feat.shape[2:] != size:
+                feat = resize(feat, size=size, mode='bilinear',
+                              align_corners=self.align_corners)
+            fused_in.append(feat)
+        if self.fusion == 'afa':
+            fused = self.final_fusion(fused_in)
+        elif self.fusion == 'concat':
+            fused = self.final_fusion(torch.cat(fused_in, dim=1))
+        else:
+            fused = torch.stack(fused_in).sum(0)
+        return (fused, *level_outs)

@@ -1,0 +1,442 @@
+"""SSR: an ``EncoderDecoder`` whose multi-scale predictions are fused by a learned density.
+
+Paper: Yang, Huang, Sun, Rota Bulò, Kontschieder, Yu, "Dense Prediction with Attentive Feature
+Aggregation" (Scale-Space Rendering, SSR), WACV 2023, https://arxiv.org/abs/2111.00770.
+Official code consulted as reference (not copied): https://github.com/SysCV/dla-afa
+(``afa_dla_seg_ssr.py``, ``attn_utils.scale_space_rendering``). HMA (Tao et al.,
+https://arxiv.org/abs/2005.10821) and Attention to Scale (Chen et al., CVPR 2016) are options.
+
+Shape shorthand: N batch, C classes, H x W input (1.0-scale) size, h x w size of the decode
+head's features at the 1.0 scale, S scales.
+
+How it works. At every scale ``s`` (coarsest first) the image is resized bilinearly, the whole
+network runs, and the decode head's logits are resized to the input size. The input of the
+head's ``cls_seg`` (the features it classifies, before the classifier dropout; captured with
+a forward pre-hook on ``dropout`` or ``conv_seg``, so any mmseg decode head that ends in
+``cls_seg`` works) is resized to the 1.0-scale feature size and
+fed to a scale-attention head (:class:`~mmseg_fusion.layers.SpatialAttention`, one shared by all
+scales, ``activation='abs'`` for SSR) that gives a per-pixel density ``y_s`` (N, 1, h, w). The
+logits are fused with :mod:`mmseg_fusion.functional.scale_fusion` one scale at a time, so only
+one scale's working set plus the running fusion is alive during inference.
+
+Differences from the official code:
+
+- the official loss is NVIDIA's RMI/BCE criterion; here the decode head's own ``loss_decode``
+  is used for the fused logits (prefix ``decode``) and, times ``scale_loss_weight`` (0.05 as
+  official), for each scale's logits (prefix ``scale_<s>``);
+- the official code fuses its auxiliary heads' outputs with the same attention; here the
+  auxiliary heads see the 1.0-scale features only (as in a plain ``EncoderDecoder``);
+- in ``slide`` test mode the density is stitched over windows like the logits and the weights
+  are computed at the input size (the official code has no sliding window).
+"""
+from contextlib import contextmanager
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.config import ConfigDict
+from mmengine.structures import PixelData
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList
+from torch import Tensor
+
+from mmseg_fusion.functional import scale_fusion as sf
+from mmseg_fusion.layers import SpatialAttention
+
+__all__ = ['SSREncoderDecoder', 'check_scales']
+
+
+def check_scales(scales: Sequence[float], name: str, owner: str = 'SSREncoderDecoder') -> tuple:
+    """Validate a tuple of scales: positive, strictly ascending, containing 1.0.
+
+    Args:
+        scales (Sequence[float]): The scales.
+        name (str): The argument name, for the error message.
+        owner (str): The component name, for the error message. Defaults to
+            ``'SSREncoderDecoder'``.
+
+    Returns:
+        tuple[float]: The scales as floats.
+    """
+    try:
+        values = tuple(float(s) for s in scales)
+    except (TypeError, ValueError):
+        raise ValueError(f'{owner}: {name} must be a sequence of positive numbers sorted '
+                         f'ascending and containing 1.0, got {scales!r}') from None
+    ok = (len(values) > 0 and all(s > 0 for s in values) and 1.0 in values
+          and all(a < b for a, b in zip(values, values[1:])))
+    if not ok:
+        raise ValueError(f'{owner}: {name} must be a sequence of positive numbers sorted '
+                         f'ascending and containing 1.0, got {scales!r}')
+    return values
+
+
+@MODELS.register_module()
+class SSREncoderDecoder(EncoderDecoder):
+    """Encoder-decoder with learned fusion of multi-scale predictions (SSR, HMA, ...).
+
+    Args:
+        backbone, decode_head, neck, auxiliary_head, train_cfg, data_preprocessor, pretrained,
+            init_cfg: As in :class:`mmseg.models.EncoderDecoder`.
+        test_cfg (dict, optional): As in ``EncoderDecoder`` (``mode='whole'|'slide'``,
+            ``crop_size``, ``stride``) plus ``scales`` (tuple of float, positive, ascending,
+            containing 1.0; defaults to ``train_scales``), ``flip`` (bool, average the fused
+            logits of the image and its horizontal flip; defaults to False) and
+            ``return_weights`` (bool, write the per-scale weights into each data sample as
+            ``scale_weights``, a PixelData of shape (S, H, W); defaults to False).
+            Defaults to None (``whole`` mode).
+        fusion (str): ``'ssr'``, ``'hma'``, ``'softmax'``, ``'mean'`` or ``'max'``.
+            Defaults to ``'ssr'``.
+        phi (str): ``phi`` of SSR, ``'abs'`` or ``'softplus'``. Defaults to ``'abs'``.
+        terminal (bool): Give SSR's finest scale the remaining transmittance. Defaults to False
+            (as official).
+        train_scales (Sequence[float]): Scales used in training, positive, ascending,
+            containing 1.0. Defaults to (0.5, 1.0).
+        scale_loss_weight (float): Weight of the per-scale extra supervision. Defaults to 0.05.
+        scale_attention (dict, optional): Keyword arguments of the scale-attention head
+            :class:`~mmseg_fusion.layers.SpatialAttention` (``mid_channels``, ``activation``,
+            ``norm_cfg``, ...). ``in_channels`` is that of the decode head's ``conv_seg``;
+            ``activation`` defaults to ``'abs'`` for SSR with ``phi='abs'`` and to None (raw
+            scores) otherwise; ``norm_cfg`` defaults to the decode head's. Unused (no head is
+            built) for ``'mean'`` and ``'max'``. Defaults to None.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 decode_head: ConfigType,
+                 neck: OptConfigType = None,
+                 auxiliary_head: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 pretrained: Optional[str] = None,
+                 init_cfg: OptMultiConfig = None,
+                 *,
+                 fusion: str = 'ssr',
+                 phi: str = 'abs',
+                 terminal: bool = False,
+                 train_scales: Sequence[float] = (0.5, 1.0),
+                 scale_loss_weight: float = 0.05,
+                 scale_attention: OptConfigType = None) -> None:
+        if fusion not in sf.FUSION_METHODS:
+            raise ValueError(f'SSREncoderDecoder: fusion must be one of {sf.FUSION_METHODS}, '
+                             f'got {fusion!r}')
+        if phi not in ('abs', 'softplus'):
+            raise ValueError(f"SSREncoderDecoder: phi must be 'abs' or 'softplus', got {phi!r}")
+        if not float(scale_loss_weight) >= 0:
+            raise ValueError(f'SSREncoderDecoder: scale_loss_weight must be >= 0, got '
+                             f'{scale_loss_weight!r}')
+        test_cfg = ConfigDict(test_cfg if test_cfg is not None else dict(mode='whole'))
+        self.train_scales = check_scales(train_scales, 'train_scales')
+        test_cfg['scales'] = check_scales(test_cfg.get('scales', self.train_scales),
+                                          'test_cfg.scales')
+        super().__init__(backbone, decode_head, neck=neck, auxiliary_head=auxiliary_head,
+                         train_cfg=train_cfg, test_cfg=test_cfg,
+                         data_preprocessor=data_preprocessor, pretrained=pretrained,
+                         init_cfg=init_cfg)
+        self.fusion = fusion
+        self.phi = phi
+        self.terminal = terminal
+        self.scale_loss_weight = float(scale_loss_weight)
+        conv_seg = getattr(self.decode_head, 'conv_seg', None)
+        if not isinstance(conv_seg, nn.Conv2d):
+            raise ValueError('SSREncoderDecoder: decode_head must classify with a `conv_seg` '
+                             f'nn.Conv2d (mmseg BaseDecodeHead), got {type(conv_seg).__name__}')
+        self.scale_attention: Optional[nn.Module] = None
+        if fusion in sf.DENSITY_METHODS:
+            kwargs = dict(scale_attention or {})
+            kwargs.setdefault('activation', 'abs' if fusion == 'ssr' and phi == 'abs' else None)
+            kwargs.setdefault('norm_cfg',
+                              getattr(self.decode_head, 'norm_cfg', None) or dict(type='BN'))
+            self.scale_attention = SpatialAttention(conv_seg.in_channels, 1, **kwargs)
+
+    # ------------------------------------------------------------------ building blocks
+    @contextmanager
+    def _capture_cls_input(self) -> Iterator[List[Tensor]]:
+        """Collect the inputs of ``cls_seg`` (of its dropout, else of ``conv_seg``)."""
+        store: List[Tensor] = []
+        dropout = getattr(self.decode_head, 'dropout', None)
+        target = dropout if isinstance(dropout, nn.Module) else self.decode_head.conv_seg
+        handle = target.register_forward_pre_hook(
+            lambda module, args: store.append(args[0]))
+        try:
+            yield store
+        finally:
+            handle.remove()
+
+    def _resize_input(self, inputs: Tensor, scale: float) -> Tensor:
+        """``inputs`` (N, 3, H, W) resized bilinearly by ``scale``."""
+        if scale == 1.0:
+            return inputs
+        h, w = inputs.shape[-2:]
+        size = (max(1, int(round(h * scale))), max(1, int(round(w * scale))))
+        return F.interpolate(inputs, size=size, mode='bilinear', align_corners=False)
+
+    def _decode(self, x: Tensor, base_size: Tuple[int, int],
+                density_size: Optional[Tuple[int, int]] = None
+                ) -> Tuple[Tensor, Optional[Tensor], List[Tensor]]:
+        """Logits, density and features of one (resized) input.
+
+        Args:
+            x (Tensor): Input at some scale, (N, 3, H_s, W_s).
+            base_size (tuple[int, int]): (H, W) of the 1.0-scale input.
+            density_size (tuple[int, int], optional): (h, w) the features are resized to
+                before the scale attention. Defaults to None: the 1.0-scale feature size,
+                estimated as this scale's feature size divided by the scale (callers pass the
+                first scale's size to the next ones, so every density has the same size).
+
+        Returns:
+            tuple: logits (N, C, H_s', W_s') straight from the head, density (N, 1, h, w) at
+            the 1.0-scale feature size (None without a scale-attention head), and the
+            backbone/neck features.
+        """
+        feats = self.extract_feat(x)
+        with self._capture_cls_input() as store:
+            logits = self.decode_head.forward(feats)
+        density = None
+        if self.scale_attention is not None:
+            if not store:
+                raise RuntimeError('SSREncoderDecoder: the decode head never called its '
+                                   '`cls_seg`; the scale attention needs its input features')
+            feat = store[-1]
+            fh, fw = feat.shape[-2:]
+            # (N, C', h, w): features resized to the 1.0-scale feature size
+            size = density_size or (max(1, int(round(fh * base_size[0] / x.shape[-2]))),
+                                    max(1, int(round(fw * base_size[1] / x.shape[-1]))))
+            size = tuple(size)
+            if (fh, fw) != size:
+                feat = F.interpolate(feat, size=size, mode='bilinear', align_corners=False)
+            density = self.scale_attention(feat)
+        return logits, density, feats
+
+    def _to_size(self, x: Tensor, size: Sequence[int]) -> Tensor:
+        if tuple(x.shape[-2:]) == tuple(size):
+            return x
+        return F.interpolate(x, size=tuple(size), mode='bilinear',
+                             align_corners=self.align_corners)
+
+    def _slide(self, x: Tensor, base_size: Tuple[int, int]) -> Tuple[Tensor, Optional[Tensor]]:
+        """Sliding-window logits and density of one (resized) input, both at its size."""
+        h_stride, w_stride = self.test_cfg.stride
+        h_crop, w_crop = self.test_cfg.crop_size
+        n, _, h_img, w_img = x.shape
+        h_grids = max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1
+        w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
+        extra = 0 if self.scale_attention is None else 1
+        # (N, C + 1, H_s, W_s): logits and density summed over windows
+        preds = x.new_zeros((n, self.out_channels + extra, h_img, w_img))
+        count = x.new_zeros((n, 1, h_img, w_img))
+        for h_idx in range(h_grids):
+            for w_idx in range(w_grids):
+                y2 = min(h_idx * h_stride + h_crop, h_img)
+                x2 = min(w_idx * w_stride + w_crop, w_img)
+                y1, x1 = max(y2 - h_crop, 0), max(x2 - w_crop, 0)
+                crop = x[:, :, y1:y2, x1:x2]
+                logits, density, _ = self._decode(crop, crop.shape[-2:])
+                out = self._to_size(logits, crop.shape[-2:])
+                if density is not None:
+                    density = F.interpolate(density, size=crop.shape[-2:], mode='bilinear',
+                                            align_corners=False)
+                    out = torch.cat([out, density], dim=1)
+                preds[:, :, y1:y2, x1:x2] += out
+                count[:, :, y1:y2, x1:x2] += 1
+        preds = preds / count
+        if extra:
+            return preds[:, :-1], preds[:, -1:]
+        return preds, None
+
+    def _scale_prediction(self, inputs: Tensor, scale: float,
+                          density_size: Optional[Tuple[int, int]] = None
+                          ) -> Tuple[Tensor, Optional[Tensor]]:
+        """Logits (N, C, H, W) at the input size and density (N, 1, h, w) of one scale.
+
+        In ``slide`` mode the density is stitched at the input size (h, w) = (H, W); in
+        ``whole`` mode it is at ``density_size`` (see :meth:`_decode`).
+        """
+        x = self._resize_input(inputs, scale)
+        base = tuple(inputs.shape[-2:])
+        if self.test_cfg.get('mode', 'whole') == 'slide':
+            logits, density = self._slide(x, base)
+            if density is not None:
+                density = F.interpolate(density, size=base, mode='bilinear', align_corners=False)
+        else:
+            logits, density, _ = self._decode(x, base, density_size)
+        return self._to_size(logits, base), density
+
+    def _fuse(self, inputs: Tensor, scales: Sequence[float], return_weights: bool
+              ) -> Tuple[Tensor, Optional[Tensor]]:
+        """Fused logits (N, C, H, W) of one input, streamed over ``scales``.
+
+        Also returns the weights (N, S, H, W) when ``return_weights`` (else None).
+        """
+        state = sf.init_fusion(self.fusion, self.phi, self.terminal)
+        weights: List[Tensor] = []
+        density_size = None
+        for i, scale in enumerate(scales):
+            logits, density = self._scale_prediction(inputs, scale, density_size)
+            if density is not None:
+                density_size = tuple(density.shape[-2:])
+            last = i == len(scales) - 1
+            if return_weights and self.fusion in ('ssr', 'hma'):
+                weights.append(sf.update_fusion(state, logits, density, last, True))
+            else:
+                sf.update_fusion(state, logits, density, last)
+            if return_weights and self.fusion == 'softmax':
+                weights.append(self._to_size(density, logits.shape[-2:]))
+            elif return_weights and self.fusion == 'mean':
+                weights.append(logits.new_full((logits.shape[0], 1, *logits.shape[-2:]),
+                                               1 / len(scales)))
+            del logits, density
+        fused = sf.finish_fusion(state)
+        if not return_weights or not weights:
+            return fused, None
+        if self.fusion == 'softmax':
+            weights = sf.softmax_scale_weights(weights)
+        return fused, torch.cat(weights, dim=1)
+
+    def _multiscale(self, inputs: Tensor, scales: Sequence[float], flip: bool,
+                    return_weights: bool) -> Tuple[Tensor, Optional[Tensor]]:
+        fused, weights = self._fuse(inputs, scales, return_weights)
+        if flip:
+            fused_f, weights_f = self._fuse(inputs.flip(-1), scales, return_weights)
+            fused = (fused + fused_f.flip(-1)) / 2
+            if weights is not None:
+                weights = (weights + weights_f.flip(-1)) / 2
+        return fused, weights
+
+    def _restore(self, x: Tensor, meta: dict, mode: str = 'bilinear') -> Tensor:
+        """Undo padding and flip of one map (1, K, H, W) and resize it to ``ori_shape``."""
+        h, w = x.shape[-2:]
+        left, right, top, bottom = meta.get('img_padding_size',
+                                            meta.get('padding_size', [0] * 4))
+        x = x[:, :, top:h - bottom, left:w - right]
+        if meta.get('flip', False):
+            x = x.flip(-1 if meta.get('flip_direction') == 'horizontal' else -2)
+        return F.interpolate(x, size=tuple(meta['ori_shape']), mode=mode,
+                             align_corners=self.align_corners)
+
+    # ------------------------------------------------------------------ public API
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """Losses of the fused logits, of each scale's logits and of the auxiliary heads.
+
+        Args:
+            inputs (Tensor): Images (N, 3, H, W).
+            data_samples (list[:obj:`SegDataSample`]): With ``gt_sem_seg``.
+
+        Returns:
+            dict[str, Tensor]: ``decode.*`` (fused), ``scale_<s>.*`` (per scale, weighted) and
+            ``aux*.*`` losses.
+        """
+        base = tuple(inputs.shape[-2:])
+        state = sf.init_fusion(self.fusion, self.phi, self.terminal)
+        losses = dict()
+        density_size = None
+        for i, scale in enumerate(self.train_scales):
+            x = self._resize_input(inputs, scale)
+            logits, density, feats = self._decode(x, base, density_size)
+            if density is not None:
+                density_size = tuple(density.shape[-2:])
+            logits = self._to_size(logits, base)
+            sf.update_fusion(state, logits, density, last=i == len(self.train_scales) - 1)
+            if self.scale_loss_weight > 0:
+                scale_losses = self.decode_head.loss_by_feat(logits, data_samples)
+                for key, value in scale_losses.items():
+                    if key.startswith('loss'):
+                        value = value * self.scale_loss_weight
+                    losses[f'scale_{scale:g}.{key}'] = value
+            if scale == 1.0 and self.with_auxiliary_head:
+                losses.update(self._auxiliary_head_forward_train(feats, data_samples))
+        fused = sf.finish_fusion(state)
+        for key, value in self.decode_head.loss_by_feat(fused, data_samples).items():
+            losses[f'decode.{key}'] = value
+        return losses
+
+    def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """Fused logits (N, C, H, W) over ``test_cfg.scales`` (and flips)."""
+        return self._multiscale(inputs, self.test_cfg.scales,
+                                self.test_cfg.get('flip', False), False)[0]
+
+    def predict(self, inputs: Tensor, data_samples: OptSampleList = None,
+                return_weights: Optional[bool] = None) -> SampleList:
+        """Fused multi-scale prediction.
+
+        Args:
+            inputs (Tensor): Images (N, 3, H, W).
+            data_samples (list[:obj:`SegDataSample`], optional): Samples with metainfo.
+                Defaults to None.
+            return_weights (bool, optional): Also write ``scale_weights`` (PixelData
+                (S, H_ori, W_ori)) for ``'ssr'``, ``'hma'``, ``'softmax'`` and ``'mean'``.
+                Defaults to None (``test_cfg.return_weights``).
+
+        Returns:
+            list[:obj:`SegDataSample`]: With ``seg_logits`` (fused) and ``pred_sem_seg``.
+        """
+        if return_weights is None:
+            return_weights = bool(self.test_cfg.get('return_weights', False))
+        fused, weights = self._multiscale(inputs, self.test_cfg.scales,
+                                          self.test_cfg.get('flip', False), return_weights)
+        samples = self.postprocess_result(fused, data_samples)
+        if weights is not None:
+            for i, sample in enumerate(samples):
+                w = weights[i:i + 1]
+                if data_samples is not None:
+                    w = self._restore(w, sample.metainfo)
+                sample.set_data({'scale_weights': PixelData(data=w[0])})
+        return samples
+
+    def predict_view(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
+        """Single-scale prediction of one test-time view, for :class:`SSRTTAModel`.
+
+        Args:
+            inputs (Tensor): Images of one view (N, 3, H, W).
+            data_samples (list[:obj:`SegDataSample`], optional): Samples with metainfo
+                (``flip`` is undone as in ``postprocess_result``). Defaults to None.
+
+        Returns:
+            list[:obj:`SegDataSample`]: With ``seg_logits`` (the view's own logits, not
+            weighted), ``pred_sem_seg`` and, when the fusion uses densities, ``seg_density``
+            (PixelData (1, H_ori, W_ori)).
+        """
+        unpadded = data_samples is not None and all(
+            not any(s.metainfo.get('img_padding_size', s.metainfo.get('padding_size', [0])))
+            for s in data_samples)
+        if self.test_cfg.get('mode', 'whole') == 'whole' and unpadded:
+            return self._predict_view_direct(inputs, data_samples)
+        logits, density = self._scale_prediction(inputs, 1.0)
+        samples = self.postprocess_result(logits, data_samples)
+        if density is not None:
+            density = F.interpolate(density, size=logits.shape[-2:], mode='bilinear',
+                                    align_corners=False)
+            for i, sample in enumerate(samples):
+                d = density[i:i + 1]
+                if data_samples is not None:
+                    d = self._restore(d, sample.metainfo)
+                sample.set_data({'seg_density': PixelData(data=d[0])})
+        return samples
+
+    def _predict_view_direct(self, inputs: Tensor, data_samples: SampleList) -> SampleList:
+        """:meth:`predict_view` in ``whole`` mode without padding, with less memory.
+
+        The head's logits (N, C, h', w') and the density are resized straight to each image's
+        ``ori_shape`` (after the flip is undone) instead of first to the view's input size,
+        which for views at scales > 1 is larger than the original image.
+        """
+        base = tuple(inputs.shape[-2:])
+        logits, density, _ = self._decode(inputs, base)
+        for i, sample in enumerate(data_samples):
+            # (C, H_ori, W_ori)
+            seg_logits = self._restore(logits[i:i + 1], sample.metainfo)[0]
+            if seg_logits.shape[0] > 1:
+                pred = seg_logits.argmax(dim=0, keepdim=True)
+            else:
+                seg_logits = seg_logits.sigmoid()
+                pred = (seg_logits > self.decode_head.threshold).to(seg_logits)
+            sample.set_data({'seg_logits': PixelData(data=seg_logits),
+                             'pred_sem_seg': PixelData(data=pred)})
+            if density is not None:
+                # (1, H_ori, W_ori)
+                d = self._restore(density[i:i + 1], sample.metainfo)[0]
+                sample.set_data({'seg_density': PixelData(data=d)})
+        return data_samples

@@ -1,0 +1,122 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+from mmseg_fusion.layers import BiAFA, ChannelAttention, MultiAFA, SpatialAttention
+
+
+def randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    for p in module.parameters():
+        p.data = torch.randn(p.shape, generator=g) * 0.3
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean = torch.randn(m.num_features, generator=g) * 0.1
+            m.running_var = torch.rand(m.num_features, generator=g) + 0.5
+    return module.eval()
+
+
+def eval_bn(x, bn):
+    shape = (1, -1, 1, 1)
+    return ((x - bn.running_mean.view(shape)) / torch.sqrt(bn.running_var.view(shape) + bn.eps)
+            * bn.weight.view(shape) + bn.bias.view(shape))
+
+
+def naive_spatial(x, sa):
+    h = F.relu(eval_bn(F.conv2d(x, sa.conv.conv.weight, padding=1), sa.conv.bn))
+    h = F.relu(eval_bn(F.conv2d(h, sa.conv_inner.conv.weight, padding=1), sa.conv_inner.bn))
+    return torch.einsum('nchw,oc->nohw', h, sa.final.weight[:, :, 0, 0])
+
+
+def naive_channel(x, ca):
+    w1, w2 = ca.conv1.conv.weight[:, :, 0, 0], ca.conv2.weight[:, :, 0, 0]
+    bn = ca.conv1.bn
+    out = torch.empty(x.shape[0], w2.shape[0], 1, 1)
+    for n in range(x.shape[0]):
+        total = 0
+        for pooled in (x[n].flatten(1).mean(1), x[n].flatten(1).max(1).values):
+            z = w1 @ pooled
+            z = (z - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
+            total = total + w2 @ z.clamp_min(0)
+        out[n, :, 0, 0] = torch.sigmoid(total)
+    return out
+
+
+@pytest.mark.parametrize('activation', ['sigmoid', 'abs', 'relu', None])
+def test_spatial_attention_reference(activation):
+    sa = randomise(SpatialAttention(4, 1, activation=activation))
+    x = torch.randn(2, 4, 7, 5)
+    logits = naive_spatial(x, sa)
+    expected = {'sigmoid': logits.sigmoid(), 'abs': logits.abs(), 'relu': logits.clamp_min(0),
+                None: logits}[activation]
+    assert_close(sa(x), expected)
+    assert sa(x).shape == (2, 1, 7, 5)
+
+
+def test_spatial_attention_ssr_signature_and_errors():
+    sa = SpatialAttention(6, 1, activation='abs')
+    assert (sa(torch.randn(1, 6, 3, 4)) >= 0).all()
+    assert sa.final.weight.shape == (1, 6, 1, 1)
+    with pytest.raises(ValueError, match="SpatialAttention: activation .* got 'tanh'"):
+        SpatialAttention(4, activation='tanh')
+    with pytest.raises(ValueError, match='SpatialAttention: in_channels must be >= 1, got 0'):
+        SpatialAttention(0)
+
+
+def test_channel_attention_reference_and_errors():
+    ca = randomise(ChannelAttention(32, reduction=16), seed=1)
+    x = torch.randn(3, 32, 5, 4)
+    assert_close(ca(x), naive_channel(x, ca))
+    assert ca(x).shape == (3, 32, 1, 1)
+    with pytest.raises(ValueError, match=r'ChannelAttention: reduction .*\(8\), got 16'):
+        ChannelAttention(8, reduction=16)
+
+
+def test_bi_afa_reference():
+    afa = randomise(BiAFA(16, reduction=4), seed=2)
+    x, y = torch.randn(2, 16, 5, 6), torch.randn(2, 16, 5, 6)
+    s = naive_spatial(x, afa.sa).sigmoid()
+    c = naive_channel(y, afa.ca)
+    ref = torch.empty_like(x)
+    for ch in range(16):
+        ref[:, ch] = (s[:, 0] * (1 - c[:, ch]) * x[:, ch]
+                      + (1 - s[:, 0]) * c[:, ch] * y[:, ch])
+    assert_close(afa(x, y), ref)
+
+
+def test_bi_afa_half_attention_is_quarter_sum():
+    afa = BiAFA(16, reduction=4).eval()
+    torch.nn.init.zeros_(afa.sa.final.weight)  # s = 1/2
+    torch.nn.init.zeros_(afa.ca.conv2.weight)  # c = 1/2
+    x, y = torch.randn(1, 16, 3, 4), torch.randn(1, 16, 3, 4)
+    assert_close(afa(x, y), 0.25 * (x + y))
+
+
+def test_multi_afa_reference_and_single_input():
+    afa = randomise(MultiAFA(16, reduction=4), seed=3)
+    feats = [torch.randn(2, 16, 4, 5) for _ in range(3)]
+    s = [naive_spatial(f, afa.sa).sigmoid() for f in feats]
+    c = [naive_channel(f, afa.ca) for f in feats]
+    ref = 0
+    for k in range(3):
+        w = s[k] * c[k]
+        for j in range(k + 1, 3):
+            w = w * (1 - s[j]) * (1 - c[j])
+        ref = ref + w * feats[k]
+    assert_close(afa(feats), ref)
+    assert_close(afa(feats[:1]), s[0] * c[0] * feats[0])
+    with pytest.raises(ValueError, match='MultiAFA: features'):
+        afa([])
+
+
+def test_afa_shapes_and_gradients():
+    bi, multi = BiAFA(16, reduction=4), MultiAFA(16, reduction=4)
+    x, y = torch.randn(2, 16, 23, 29), torch.randn(2, 16, 23, 29)
+    out = bi(x, y)
+    out2 = multi([x, y, out])
+    assert out.shape == out2.shape == (2, 16, 23, 29)
+    (out2.square().mean()).backward()
+    for module in (bi, multi):
+        for name, p in module.named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, name

@@ -1,0 +1,213 @@
+import glob
+import math
+import os.path as osp
+import re
+
+import pytest
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from mmseg.models.necks import FPN
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from torch.testing import assert_close
+
+import mmseg_fusion  # noqa: F401  (registers the models)
+from mmseg_fusion.layers import AFF, IAFF
+
+IN_CHANNELS = [4, 8, 16, 32]
+
+# tiny versions of the backbones the neck must serve, with their output channels
+BACKBONES = {
+    'ResNetV1c': (dict(type='ResNetV1c', depth=18, stem_channels=8, base_channels=8,
+                       dilations=(1, 1, 1, 1), strides=(1, 2, 2, 2)), [8, 16, 32, 64]),
+    'MixVisionTransformer': (dict(type='MixVisionTransformer', embed_dims=8, num_layers=[1] * 4,
+                                  num_heads=[1, 2, 4, 8], mlp_ratio=2), [8, 16, 32, 64]),
+    'HRNet': (dict(type='HRNet', extra=dict(
+        stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(1, ),
+                    num_channels=(8, )),
+        stage2=dict(num_modules=1, num_branches=2, block='BASIC', num_blocks=(1, 1),
+                    num_channels=(4, 8)),
+        stage3=dict(num_modules=1, num_branches=3, block='BASIC', num_blocks=(1, 1, 1),
+                    num_channels=(4, 8, 16)),
+        stage4=dict(num_modules=1, num_branches=4, block='BASIC', num_blocks=(1, 1, 1, 1),
+                    num_channels=(4, 8, 16, 32)))), [4, 8, 16, 32]),
+    'DLA': (dict(type='DLA', arch=None, levels=(1, 1, 1, 2, 1, 1),
+                 channels=(4, 8, 16, 16, 32, 32)), [8, 16, 16, 32, 32]),
+}
+
+
+def inputs(batch=2, h=23, w=29):
+    torch.manual_seed(0)
+    sizes = [(h, w)]
+    for _ in range(3):
+        sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
+    return [torch.randn(batch, c, *s) for c, s in zip(IN_CHANNELS, sizes)]
+
+
+FPN_VARIANTS = [
+    dict(out_channels=8, num_outs=4),
+    dict(out_channels=8, num_outs=6, add_extra_convs='on_input', relu_before_extra_convs=True),
+    dict(out_channels=8, num_outs=5, start_level=1, add_extra_convs=True,
+         norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'), no_norm_on_lateral=True),
+    dict(out_channels=8, num_outs=3, start_level=1, end_level=4, add_extra_convs='on_lateral'),
+    dict(out_channels=8, num_outs=5, upsample_cfg=dict(mode='bilinear', align_corners=False)),
+    dict(out_channels=8, num_outs=4, upsample_cfg=dict(scale_factor=2, mode='nearest')),
+]
+
+
+@pytest.mark.parametrize('kwargs', FPN_VARIANTS)
+def test_add_is_mmseg_fpn(kwargs):
+    fpn = FPN(IN_CHANNELS, **kwargs)
+    fpn.init_weights()
+    neck = MODELS.build(dict(type='IAFFNeck', in_channels=IN_CHANNELS, fusion='add', **kwargs))
+    neck.load_state_dict(fpn.state_dict(), strict=True)
+    assert neck.state_dict().keys() == fpn.state_dict().keys()
+    fpn.eval(), neck.eval()
+    h, w = (24, 32) if 'scale_factor' in kwargs.get('upsample_cfg', {}) else (23, 29)
+    x = inputs(h=h, w=w)
+    ours, theirs = neck(x), fpn(x)
+    assert len(ours) == len(theirs) == kwargs['num_outs']
+    for a, b in zip(ours, theirs):
+        assert_close(a, b)
+
+
+@pytest.mark.parametrize('fusion,cls', [('iaff', IAFF), ('aff', AFF)])
+def test_attentional_merges(fusion, cls):
+    neck = MODELS.build(dict(type='IAFFNeck', in_channels=IN_CHANNELS, out_channels=8,
+                             num_outs=5, fusion=fusion, reduction=2))
+    assert len(neck.fusions) == 3 and all(isinstance(f, cls) for f in neck.fusions)
+    # an FPN checkpoint initialises everything but the fusions
+    fpn = FPN(IN_CHANNELS, 8, 5)
+    missing, unexpected = neck.load_state_dict(fpn.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith('fusions.') for k in missing)
+    outs = neck(inputs())
+    assert [o.shape for o in outs] == [(2, 8, 23, 29), (2, 8, 12, 15), (2, 8, 6, 8),
+                                       (2, 8, 3, 4), (2, 8, 2, 2)]
+    sum(o.square().mean() for o in outs).backward()
+    for name, p in neck.named_parameters():
+        assert p.grad is not None, name
+        if not name.endswith('conv.bias') or 'fusions' not in name:  # bias before BN: 0
+            assert p.grad.abs().sum() > 0, name
+
+
+def test_merge_order_and_fusion_argument():
+    neck = MODELS.build(dict(type='IAFFNeck', in_channels=IN_CHANNELS[:2], out_channels=8,
+                             num_outs=2, fusion='aff', reduction=2, aff_scale=1.0)).eval()
+    x = inputs()[:2]
+    lat0, lat1 = neck.lateral_convs[0](x[0]), neck.lateral_convs[1](x[1])
+    top_down = torch.nn.functional.interpolate(lat1, size=lat0.shape[2:], mode='nearest')
+    weights = neck.fusions[0].att.attention(lat0 + top_down)
+    merged = lat0 * weights + top_down * (1 - weights)  # X = lateral, Y = top-down
+    assert_close(neck(x)[0], neck.fpn_convs[0](merged))
+
+
+def test_init_weights_is_xavier_on_every_conv():
+    neck = MODELS.build(dict(type='IAFFNeck', in_channels=IN_CHANNELS, out_channels=8,
+                             num_outs=4, reduction=2))
+    for m in neck.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.constant_(m.weight, 7.)
+            if m.bias is not None:
+                torch.nn.init.constant_(m.bias, 7.)
+    neck.init_weights()
+    for name, m in neck.named_modules():
+        if isinstance(m, torch.nn.Conv2d):
+            fan_in = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+            fan_out = m.out_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+            bound = (6 / (fan_in + fan_out)) ** 0.5
+            assert m.weight.abs().max() <= bound + 1e-6, name
+            assert m.bias is None or (m.bias == 0).all(), name
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(in_channels=[]), r"IAFFNeck: in_channels must be a non-empty list .* got \[\]"),
+    (dict(fusion='cat'), r"IAFFNeck: fusion must be one of .* got 'cat'"),
+    (dict(reduction=3), r'IAFFNeck: reduction must be a positive divisor of out_channels '
+                        r'\(8\), got 3'),
+    (dict(num_outs=3), r'IAFFNeck: num_outs must be >= the number of used levels \(4\), got 3'),
+    (dict(end_level=5, num_outs=5), r'IAFFNeck: end_level must be in \(0, 4\]'),
+    (dict(end_level=3), r'IAFFNeck: num_outs must equal end_level - start_level \(3\), got 4'),
+    (dict(add_extra_convs='on_top'), r"IAFFNeck: add_extra_convs must be .* got 'on_top'"),
+])
+def test_bad_arguments(kwargs, match):
+    cfg = dict(type='IAFFNeck', in_channels=IN_CHANNELS, out_channels=8, num_outs=4)
+    cfg.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(cfg)
+
+
+def test_wrong_number_of_inputs():
+    neck = MODELS.build(dict(type='IAFFNeck', in_channels=IN_CHANNELS, out_channels=8,
+                             num_outs=4, reduction=2))
+    with pytest.raises(ValueError, match='IAFFNeck: expected 4 inputs .* got 3'):
+        neck(inputs()[:3])
+
+
+@pytest.mark.parametrize('backbone', sorted(BACKBONES))
+def test_segmentor_with_backbone(backbone):
+    init_default_scope('mmseg')
+    backbone_cfg, channels = BACKBONES[backbone]
+    model = MODELS.build(ConfigDict(
+        type='EncoderDecoder',
+        data_preprocessor=dict(type='SegDataPreProcessor'),
+        backbone=backbone_cfg,
+        neck=dict(type='IAFFNeck', in_channels=channels, out_channels=8, num_outs=len(channels),
+                  reduction=2),
+        decode_head=dict(type='FCNHead', in_channels=8, channels=8, num_convs=1,
+                         in_index=0, num_classes=3, concat_input=False),
+        auxiliary_head=dict(type='FCNHead', in_channels=8, channels=8,
+                            num_convs=1, in_index=2, num_classes=3, concat_input=False),
+        test_cfg=dict(mode='whole')))
+    model.init_weights()
+    h, w = 45, 61
+    inputs = torch.randn(2, 3, h, w)
+    samples = []
+    for _ in range(2):
+        s = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
+        s.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, h, w)))
+        samples.append(s)
+    losses = model(inputs, samples, mode='loss')
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    model.eval()
+    with torch.no_grad():
+        preds = model(inputs, samples, mode='predict')
+    assert preds[0].pred_sem_seg.data.shape == (1, h, w)
+
+
+CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__))))), 'configs', 'iaff')
+
+
+def test_configs_build():
+    init_default_scope('mmseg')
+    paths = sorted(glob.glob(osp.join(CONFIG_DIR, '*.py')))
+    assert len(paths) == 5, paths
+    for path in paths:
+        cfg = Config.fromfile(path)
+        assert cfg.custom_imports == dict(imports=['mmseg_fusion'], allow_failed_imports=False)
+        cfg.model.pretrained = None
+        cfg.model.backbone.pop('init_cfg', None)
+        model = MODELS.build(cfg.model)
+        assert type(model.neck).__name__ == 'IAFFNeck', path
+
+
+@pytest.mark.slow
+def test_synthetic_config_trains(tmp_path, synthetic_root, tiny_options, run_tool, repo_root):
+    config = osp.join(CONFIG_DIR, 'iaff_r18_1xb8-600_synthetic-128x128.py')
+    work = str(tmp_path / 'work')
+    out = run_tool([osp.join(repo_root, 'tools', 'train.py'), config, '--work-dir', work,
+                    '--cfg-options', *tiny_options(synthetic_root, iters=3, ckpt_interval=3)])
+    assert osp.isfile(osp.join(work, 'iter_3.pth')), out.stdout[-3000:]
+    losses = [float(v) for v in re.findall(r' loss: ([-0-9.naif]+)', out.stdout)]
+    assert len(losses) == 3 and all(math.isfinite(v) for v in losses), out.stdout[-3000:]
+
+
+def test_readme_lists_every_config():
+    with open(osp.join(CONFIG_DIR, 'README.md')) as f:
+        text = f.read()
+    linked = set(re.findall(r'\]\(([^)]+\.py)\)', text))
+    assert linked == {osp.basename(p) for p in glob.glob(osp.join(CONFIG_DIR, '*.py'))}

@@ -1,0 +1,242 @@
+"""SSREncoderDecoder: training and prediction in whole/slide mode, heads, fusions, errors."""
+import copy
+
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+import mmseg_fusion  # noqa: F401
+from mmseg_fusion.functional import fuse_scales
+
+NORM = dict(type='BN', requires_grad=True)
+BASE = dict(
+    type='SSREncoderDecoder',
+    data_preprocessor=dict(type='SegDataPreProcessor', mean=[0., 0., 0.], std=[1., 1., 1.]),
+    backbone=dict(type='ResNetV1c', depth=18, stem_channels=8, base_channels=8,
+                  out_indices=(0, 1, 2, 3), dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1),
+                  norm_cfg=NORM),
+    decode_head=dict(type='FCNHead', in_channels=64, in_index=3, channels=8, num_convs=1,
+                     num_classes=3, norm_cfg=NORM, dropout_ratio=0.0,
+                     loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+    test_cfg=dict(mode='whole', scales=(0.5, 1.0, 1.5)),
+)
+AUX = dict(type='FCNHead', in_channels=32, in_index=2, channels=4, num_convs=1,
+           num_classes=3, norm_cfg=NORM, dropout_ratio=0.0,
+           loss_decode=dict(type='CrossEntropyLoss', loss_weight=0.4))
+
+
+def build(**overrides):
+    init_default_scope('mmseg')
+    cfg = copy.deepcopy(BASE)
+    cfg.update(overrides)
+    return MODELS.build(cfg)
+
+
+def samples(n, h, w, flip=False):
+    out = []
+    for _ in range(n):
+        s = SegDataSample(metainfo=dict(ori_shape=(h, w), img_shape=(h, w), pad_shape=(h, w),
+                                        padding_size=[0, 0, 0, 0], flip=flip,
+                                        flip_direction='horizontal' if flip else None))
+        s.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, h, w)))
+        out.append(s)
+    return out
+
+
+@pytest.mark.parametrize('aux', [False, True])
+@pytest.mark.parametrize('fusion', ['ssr', 'hma', 'softmax', 'mean', 'max'])
+def test_loss_and_gradients(fusion, aux):
+    torch.manual_seed(0)
+    model = build(fusion=fusion, auxiliary_head=AUX if aux else None)
+    model.train()
+    inputs = torch.randn(2, 3, 32, 32)
+    losses = model.loss(inputs, samples(2, 32, 32))
+    assert {'decode.loss_ce', 'scale_0.5.loss_ce', 'scale_1.loss_ce'} <= set(losses)
+    assert ('aux.loss_ce' in losses) == aux
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    total.backward()
+    assert (model.scale_attention is None) == (fusion in ('mean', 'max'))
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+
+
+def test_loss_weights_and_scales():
+    torch.manual_seed(0)
+    model = build(scale_loss_weight=0.0, train_scales=(0.75, 1.0, 1.25))
+    losses = model.loss(torch.randn(2, 3, 24, 24), samples(2, 24, 24))
+    assert not any(k.startswith('scale_') for k in losses)
+    model = build(scale_loss_weight=0.5)
+    model.eval()
+    inputs, data = torch.randn(2, 3, 24, 24), samples(2, 24, 24)
+    with torch.no_grad():
+        losses = model.loss(inputs, data)
+        model.scale_loss_weight = 1.0
+        full = model.loss(inputs, data)
+    torch.testing.assert_close(losses['scale_0.5.loss_ce'], 0.5 * full['scale_0.5.loss_ce'])
+
+
+def reference_prediction(model, inputs):
+    """Naive multi-scale: all scales computed, then fused with ``fuse_scales``."""
+    logits, dens, size = [], [], None
+    for s in model.test_cfg.scales:
+        p, d = model._scale_prediction(inputs, s, size)
+        logits.append(p)
+        dens.append(d)
+        size = None if d is None else d.shape[-2:]
+    return fuse_scales(logits, None if dens[0] is None else dens, model.fusion, model.phi,
+                       model.terminal)
+
+
+@pytest.mark.parametrize('mode', ['whole', 'slide'])
+@pytest.mark.parametrize('fusion', ['ssr', 'hma', 'softmax', 'mean'])
+def test_predict_fuses_scales(mode, fusion):
+    torch.manual_seed(1)
+    test_cfg = dict(mode=mode, scales=(0.5, 1.0, 1.5), crop_size=(16, 16), stride=(11, 11),
+                    return_weights=True)
+    model = build(fusion=fusion, test_cfg=test_cfg, auxiliary_head=AUX).eval()
+    inputs = torch.randn(2, 3, 23, 29)
+    with torch.no_grad():
+        out = model.predict(inputs, samples(2, 23, 29))
+        ref = reference_prediction(model, inputs)
+    assert len(out) == 2
+    for i, sample in enumerate(out):
+        assert sample.seg_logits.shape == (23, 29)
+        assert sample.seg_logits.data.shape == (3, 23, 29)
+        assert sample.pred_sem_seg.data.shape == (1, 23, 29)
+        torch.testing.assert_close(sample.seg_logits.data, ref[i], rtol=1e-4, atol=1e-5)
+        weights = sample.scale_weights.data
+        assert weights.shape == (3, 23, 29)
+        assert torch.isfinite(weights).all() and (weights >= 0).all()
+        if fusion in ('hma', 'softmax', 'mean'):
+            torch.testing.assert_close(weights.sum(0), torch.ones(23, 29))
+        else:
+            assert (weights.sum(0) <= 1 + 1e-5).all()
+
+
+def test_predict_restores_original_shape_flip_and_no_samples():
+    torch.manual_seed(2)
+    model = build(test_cfg=dict(mode='whole', scales=(0.5, 1.0), flip=True)).eval()
+    inputs = torch.randn(1, 3, 20, 24)
+    data = samples(1, 20, 24)
+    data[0].set_metainfo(dict(ori_shape=(40, 48)))
+    with torch.no_grad():
+        out = model.predict(inputs, data, return_weights=True)
+        bare = model.predict(inputs)
+        # flip averaging: the fused logits of the image and of its mirror, averaged
+        a = reference_prediction(model, inputs)
+        b = reference_prediction(model, inputs.flip(-1)).flip(-1)
+    assert out[0].seg_logits.data.shape == (3, 40, 48)
+    assert out[0].scale_weights.data.shape == (2, 40, 48)
+    torch.testing.assert_close(bare[0].seg_logits.data, ((a + b) / 2)[0], rtol=1e-4, atol=1e-5)
+    assert 'scale_weights' not in bare[0]
+
+
+def test_predict_view_gives_logits_and_density():
+    torch.manual_seed(3)
+    model = build().eval()
+    inputs = torch.randn(1, 3, 16, 20)
+    data = samples(1, 16, 20, flip=True)
+    with torch.no_grad():
+        out = model.predict_view(inputs, data)
+        logits, density = model._scale_prediction(inputs, 1.0)
+    assert out[0].seg_density.data.shape == (1, 16, 20)
+    torch.testing.assert_close(out[0].seg_logits.data, logits[0].flip(-1))
+    assert (out[0].seg_density.data >= 0).all()
+    assert density.shape[1] == 1
+    model = build(fusion='mean').eval()
+    with torch.no_grad():
+        assert 'seg_density' not in model.predict_view(inputs, samples(1, 16, 20))[0]
+    # slide mode (and padded inputs) go through postprocess_result
+    model = build(test_cfg=dict(mode='slide', crop_size=(12, 12), stride=(8, 8))).eval()
+    data = samples(1, 16, 20, flip=True)
+    with torch.no_grad():
+        out = model.predict_view(inputs, data)
+        logits, density = model._scale_prediction(inputs, 1.0)
+    torch.testing.assert_close(out[0].seg_logits.data, logits[0].flip(-1))
+    torch.testing.assert_close(out[0].seg_density.data, density[0].flip(-1))
+
+
+def test_any_decode_head():
+    torch.manual_seed(4)
+    head = dict(type='PSPHead', in_channels=64, in_index=3, channels=8, pool_scales=(1, 2),
+                num_classes=3, norm_cfg=NORM, loss_decode=dict(type='CrossEntropyLoss'))
+    model = build(decode_head=head, neck=None)
+    losses = model.loss(torch.randn(2, 3, 32, 32), samples(2, 32, 32))
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert model.scale_attention.conv.conv.in_channels == 8
+    assert model.scale_attention.conv.conv.weight.grad is not None
+
+
+def test_memory_does_not_grow_with_scales():
+    """Streaming: the number of live (N, C, H, W) maps does not depend on the scale count."""
+    model = build(test_cfg=dict(mode='whole', scales=(1.0, )))
+    model.eval()
+    inputs = torch.randn(1, 3, 16, 16)
+    peaks = []
+    for scales in ((0.5, 1.0), (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)):
+        model.test_cfg.scales = scales
+        live, peak = [], [0]
+        original = model._scale_prediction
+
+        def tracked(x, s, size=None, original=original, live=live, peak=peak):
+            out = original(x, s, size)
+            live[:] = [t for t in live if t() is not None]
+            import weakref
+            live.append(weakref.ref(out[0]))
+            peak[0] = max(peak[0], sum(t() is not None for t in live))
+            return out
+
+        model._scale_prediction = tracked
+        with torch.no_grad():
+            model.predict(inputs)
+        del model._scale_prediction
+        peaks.append(peak[0])
+    assert peaks[0] == peaks[1] == 1
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(train_scales=(1.0, 0.5)), r"SSREncoderDecoder: train_scales .*\(1\.0, 0\.5\)"),
+    (dict(train_scales=(0.5, 0.75)), 'containing 1.0'),
+    (dict(train_scales=(-0.5, 1.0)), 'positive'),
+    (dict(train_scales=()), 'train_scales'),
+    (dict(test_cfg=dict(mode='whole', scales=(0.5, 1.0, 1.0))), 'test_cfg.scales'),
+    (dict(test_cfg=dict(mode='whole', scales='big')), 'test_cfg.scales'),
+    (dict(fusion='median'), "fusion must be one of .* got 'median'"),
+    (dict(phi='relu'), "phi must be 'abs' or 'softplus', got 'relu'"),
+    (dict(scale_loss_weight=-1), 'scale_loss_weight must be >= 0, got -1'),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build(**kwargs)
+
+
+def test_default_test_scales_and_attention_config():
+    model = build(test_cfg=dict(mode='whole'), fusion='hma',
+                  scale_attention=dict(mid_channels=4))
+    assert model.test_cfg.scales == (0.5, 1.0)
+    assert model.scale_attention.activation is None
+    assert model.scale_attention.conv.conv.out_channels == 4
+    assert build().scale_attention.activation == 'abs'
+
+
+@pytest.mark.slow
+def test_ssr_configs_build(repo_root):
+    """Every config of configs/ssr builds an SSREncoderDecoder with an SSRTTAModel."""
+    import glob
+    import os.path as osp
+
+    from mmengine.config import Config
+    files = sorted(glob.glob(osp.join(repo_root, 'configs', 'ssr', '*.py')))
+    assert len(files) == 6, files
+    init_default_scope('mmseg')
+    for path in files:
+        cfg = Config.fromfile(path)
+        cfg.model.pretrained = None
+        cfg.model.backbone.pop('init_cfg', None)
+        model = MODELS.build(cfg.model)
+        assert type(model).__name__ == 'SSREncoderDecoder', path
+        assert 1.0 in model.test_cfg.scales and cfg.tta_model.type == 'SSRTTAModel'
+        assert model.train_scales == (0.5, 1.0)

@@ -1,0 +1,142 @@
+"""Compare SSRTTAModel with mmseg's SegTTAModel on the same test-time views (time, peak memory).
+
+    python tools/analysis/benchmark_tta.py [--height 512 --width 1024 --classes 19
+                                            --scales 0.5 1.0 1.5 --repeat 3]
+
+Both wrap the same small ``SSREncoderDecoder`` (ResNetV1c-18 at 1/8 width, random weights) and
+see the same batch: one image, views = scales x {no flip, flip} (6 by default) built as mmcv's
+``TestTimeAug`` does. ``SegTTAModel`` runs each view through ``module.test_step`` (single scale,
+``test_cfg.scales=(1.0,)``) and averages the softmax of all views; ``SSRTTAModel`` predicts each
+view with its density and fuses it into a running SSR state at once.
+
+Peak memory on CPU: each model is measured in its own fresh process. Tensors of more than 128
+KiB (every per-view logit map here) are ``mmap``-allocated by glibc's malloc and unmapped when
+freed, so the resident set follows the bytes of live large tensors; the peak resident set
+(``ru_maxrss``) during ``test_step`` minus the resident set just before it is the peak of the
+memory the TTA step allocates (network activations plus the views held for the merge; the
+network part is the same for both). Time: the median of ``--repeat`` runs of ``test_step`` in
+that process, after the measured run.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='SSRTTAModel vs SegTTAModel')
+    parser.add_argument('--height', type=int, default=512)
+    parser.add_argument('--width', type=int, default=1024)
+    parser.add_argument('--classes', type=int, default=19)
+    parser.add_argument('--scales', type=float, nargs='+', default=[0.5, 1.0, 1.5])
+    parser.add_argument('--repeat', type=int, default=3, help='timed runs per model')
+    parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
+    parser.add_argument('--worker', choices=['ssr', 'seg'], help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process."""
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+def build(kind: str, num_classes: int) -> torch.nn.Module:
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    import mmseg_fusion  # noqa: F401
+    init_default_scope('mmseg')
+    norm = dict(type='BN', requires_grad=True)
+    segmentor = dict(
+        type='SSREncoderDecoder',
+        data_preprocessor=dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
+                               std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
+        backbone=dict(type='ResNetV1c', depth=18, stem_channels=8, base_channels=8,
+                      out_indices=(0, 1, 2, 3), dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1),
+                      norm_cfg=norm),
+        decode_head=dict(type='FCNHead', in_channels=64, in_index=3, channels=16, num_convs=1,
+                         num_classes=num_classes, norm_cfg=norm,
+                         loss_decode=dict(type='CrossEntropyLoss')),
+        test_cfg=dict(mode='whole', scales=(1.0, )))
+    tta = 'SSRTTAModel' if kind == 'ssr' else 'SegTTAModel'
+    return MODELS.build(dict(type=tta, module=segmentor)).eval()
+
+
+def make_views(height: int, width: int, scales: Sequence[float]) -> dict:
+    """One image, views = scales x flips, as mmcv's TestTimeAug + pseudo_collate give them."""
+    from mmseg.structures import SegDataSample
+    g = torch.Generator().manual_seed(0)
+    img = (torch.rand(3, height, width, generator=g) * 255).to(torch.uint8)
+    inputs: List[list] = []
+    samples: List[list] = []
+    for scale in scales:
+        for flip in (False, True):
+            size = (int(round(height * scale)), int(round(width * scale)))
+            x = F.interpolate(img[None].float(), size=size, mode='bilinear',
+                              align_corners=False)[0].to(torch.uint8)
+            x = x.flip(-1) if flip else x
+            meta = dict(img_path='bench.png', ori_shape=(height, width), img_shape=size,
+                        scale_factor=(size[1] / width, size[0] / height), flip=flip,
+                        flip_direction='horizontal' if flip else None)
+            inputs.append([x])
+            samples.append([SegDataSample(metainfo=meta)])
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def worker(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(args.threads)
+    model = build(args.worker, args.classes)
+    data = make_views(args.height, args.width, args.scales)
+    with torch.no_grad():
+        before = rss_bytes()
+        model.test_step(data)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+        times = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            out = model.test_step(data)
+            times.append(time.perf_counter() - start)
+    return dict(model=args.worker, peak_bytes=peak, time_s=statistics.median(times),
+                views=len(data['inputs']), pred_shape=list(out[0].pred_sem_seg.shape))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    results = {}
+    base = [sys.executable, os.path.abspath(__file__), '--height', str(args.height), '--width',
+            str(args.width), '--classes', str(args.classes), '--repeat', str(args.repeat),
+            '--threads', str(args.threads), '--scales', *map(str, args.scales)]
+    env = dict(os.environ, MMSEG_FUSION_SKIP_VERSION_CHECK='1')
+    for kind in ('seg', 'ssr'):
+        proc = subprocess.run(base + ['--worker', kind], capture_output=True, text=True,
+                              env=env, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f'benchmark_tta: the {kind} worker failed:\n{proc.stderr[-3000:]}')
+        results[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
+    seg, ssr = results['seg'], results['ssr']
+    mib = 1024 ** 2
+    view_mib = args.classes * args.height * args.width * 4 / mib
+    print(f'views: {ssr["views"]} (scales {args.scales} x 2 flips), image '
+          f'{args.height}x{args.width}, {args.classes} classes '
+          f'(one fp32 logit map at the original size: {view_mib:.1f} MiB)')
+    print(f'{"model":<14}{"time (s)":>10}{"peak (MiB)":>12}')
+    print(f'{"SegTTAModel":<14}{seg["time_s"]:>10.3f}{seg["peak_bytes"] / mib:>12.1f}')
+    print(f'{"SSRTTAModel":<14}{ssr["time_s"]:>10.3f}{ssr["peak_bytes"] / mib:>12.1f}')
+    print(f'time ratio SSR/Seg: {ssr["time_s"] / seg["time_s"]:.3f}   '
+          f'peak memory ratio SSR/Seg: {ssr["peak_bytes"] / seg["peak_bytes"]:.3f}')
+
+
+if __name__ == '__main__':
+    main()
