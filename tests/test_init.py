@@ -24,8 +24,8 @@ def test_registered_names():
     for name, cls in registered.items():
         assert cls.__name__ == name
     for name in PUBLIC_MODELS:
-        if hasattr(mmseg_fusion.models, name):
-            assert name in registered, name
+        assert name in registered, name
+        assert getattr(mmseg_fusion.models, name) is MODELS.get(name)
 
 
 def test_no_collision_with_mmseg():

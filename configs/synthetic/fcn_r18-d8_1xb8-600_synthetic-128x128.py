@@ -14,3 +14,6 @@ model = dict(
     backbone=dict(depth=18, stem_channels=16, base_channels=16),
     decode_head=dict(in_channels=128, channels=64, num_convs=1, num_classes=num_classes),
     auxiliary_head=dict(in_channels=64, channels=32, num_classes=num_classes))
+# `tools/test.py --tta`: scales x flips of the dataset's tta_pipeline; a plain EncoderDecoder
+# gives no densities, so SSRTTAModel averages the views' softmax (as mmseg's SegTTAModel does).
+tta_model = dict(type='SSRTTAModel')

@@ -16,9 +16,8 @@ from .scale_fusion import (
     update_fusion,
 )
 
-__all__ = []
-__all__ += ['afa_bi_fusion', 'afa_multi_fusion', 'progressive_weights']
-__all__ += ['FUSION_METHODS', 'finish_fusion', 'fuse_scales', 'hma_weights', 'init_fusion',
-            'scale_space_weights', 'softmax_scale_weights', 'update_fusion']
-__all__ += ['double_attention']
-__all__ += ['criss_cross_attention']
+__all__ = [
+    'FUSION_METHODS', 'afa_bi_fusion', 'afa_multi_fusion', 'criss_cross_attention',
+    'double_attention', 'finish_fusion', 'fuse_scales', 'hma_weights', 'init_fusion',
+    'progressive_weights', 'scale_space_weights', 'softmax_scale_weights', 'update_fusion'
+]

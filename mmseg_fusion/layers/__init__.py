@@ -6,7 +6,7 @@ from .double_attention import DoubleAttention
 from .em_attention import EMAttention, em_iterations
 from .ms_cam import AFF, IAFF, MSCAM
 
-__all__ = ['ChannelAttention', 'SpatialAttention', 'EMAttention', 'em_iterations',
-            'DoubleAttention']
-__all__ += ['AFF', 'BiAFA', 'IAFF', 'MSCAM', 'MultiAFA']
-__all__ += ['CrissCrossAttention']
+__all__ = [
+    'AFF', 'BiAFA', 'ChannelAttention', 'CrissCrossAttention', 'DoubleAttention', 'EMAttention',
+    'IAFF', 'MSCAM', 'MultiAFA', 'SpatialAttention', 'em_iterations'
+]

@@ -53,7 +53,7 @@ class SpatialAttention(nn.Module):
                  activation: Optional[str] = 'sigmoid',
                  kernel_size: int = 3,
                  conv_cfg: Optional[dict] = None,
-                 norm_cfg: dict = dict(type='BN'),  # noqa: B006 (never mutated)
+                 norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU')) -> None:
         super().__init__()
         if activation not in _ACTIVATIONS:
@@ -116,7 +116,7 @@ class ChannelAttention(nn.Module):
                  out_channels: Optional[int] = None,
                  reduction: int = 16,
                  conv_cfg: Optional[dict] = None,
-                 norm_cfg: dict = dict(type='BN'),  # noqa: B006 (never mutated)
+                 norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU')) -> None:
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
@@ -143,7 +143,30 @@ class ChannelAttention(nn.Module):
         return (self.conv2(self.conv1(avg)) + self.conv2(self.conv1(mx))).sigmoid()
 
 
-class BiAFA(nn.Module):
+class _AFAttentions(nn.Module):
+    """The spatial (``sa``, sigmoid) and channel (``ca``) attention pair of an AFA node.
+
+    Args:
+        channels (int): Channels C of the inputs.
+        reduction (int): Reduction ratio of the channel attention. Defaults to 16.
+        conv_cfg (dict, optional): Conv layer config. Defaults to None.
+        norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
+        act_cfg (dict): Activation of the inner layers. Defaults to ``dict(type='ReLU')``.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 reduction: int = 16,
+                 conv_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN'),
+                 act_cfg: dict = dict(type='ReLU')) -> None:
+        super().__init__()
+        common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.sa = SpatialAttention(channels, 1, activation='sigmoid', **common)
+        self.ca = ChannelAttention(channels, channels, reduction=reduction, **common)
+
+
+class BiAFA(_AFAttentions):
     """Bi-input AFA (an aggregation node of AFA's IDA-Up): ``s (1 - c) x + (1 - s) c y``.
 
     ``s = SA(x)`` is a spatial attention of the shallow (running) feature ``x`` and
@@ -160,17 +183,6 @@ class BiAFA(nn.Module):
         act_cfg (dict): Activation of the inner layers. Defaults to ``dict(type='ReLU')``.
     """
 
-    def __init__(self,
-                 channels: int,
-                 reduction: int = 16,
-                 conv_cfg: Optional[dict] = None,
-                 norm_cfg: dict = dict(type='BN'),  # noqa: B006 (never mutated)
-                 act_cfg: dict = dict(type='ReLU')) -> None:
-        super().__init__()
-        common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
-        self.sa = SpatialAttention(channels, 1, activation='sigmoid', **common)
-        self.ca = ChannelAttention(channels, channels, reduction=reduction, **common)
-
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Fuse the shallow feature ``x`` with the deep feature ``y``.
 
@@ -184,7 +196,7 @@ class BiAFA(nn.Module):
         return afa_bi_fusion(x, y, self.sa(x), self.ca(y))
 
 
-class MultiAFA(nn.Module):
+class MultiAFA(_AFAttentions):
     """Multi-input (progressive) AFA: ``sum_k S_k C_k F_k`` with shared attention modules.
 
     One spatial attention ``SA`` and one channel attention ``CA`` are applied to every input,
@@ -201,17 +213,6 @@ class MultiAFA(nn.Module):
         norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
         act_cfg (dict): Activation of the inner layers. Defaults to ``dict(type='ReLU')``.
     """
-
-    def __init__(self,
-                 channels: int,
-                 reduction: int = 16,
-                 conv_cfg: Optional[dict] = None,
-                 norm_cfg: dict = dict(type='BN'),  # noqa: B006 (never mutated)
-                 act_cfg: dict = dict(type='ReLU')) -> None:
-        super().__init__()
-        common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
-        self.sa = SpatialAttention(channels, 1, activation='sigmoid', **common)
-        self.ca = ChannelAttention(channels, channels, reduction=reduction, **common)
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         """Fuse ``K >= 1`` features of the same shape.

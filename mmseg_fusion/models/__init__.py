@@ -1,2 +1,11 @@
 """Registered components (``mmseg.registry.MODELS``), thin compositions of ``layers``."""
-from . import backbones, decode_heads, losses, necks, segmentors
+from .backbones import DLA
+from .decode_heads import A2Head, EMAUHead, RCCAHead
+from .losses import CategoryConsistentLoss
+from .necks import AFANeck, IAFFNeck
+from .segmentors import SSREncoderDecoder, SSRTTAModel
+
+__all__ = [
+    'A2Head', 'AFANeck', 'CategoryConsistentLoss', 'DLA', 'EMAUHead', 'IAFFNeck', 'RCCAHead',
+    'SSREncoderDecoder', 'SSRTTAModel'
+]

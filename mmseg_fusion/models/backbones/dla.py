@@ -296,7 +296,7 @@ class DLA(BaseModule):
                  cardinality: int = 1,
                  in_channels: int = 3,
                  out_indices: Sequence[int] = (1, 2, 3, 4, 5),
-                 norm_cfg: dict = dict(type='BN'),  # noqa: B006 (never mutated)
+                 norm_cfg: dict = dict(type='BN'),
                  norm_eval: bool = False,
                  init_cfg: Union[dict, List[dict], None] = (
                      dict(type='Kaiming', layer='Conv2d', mode='fan_out'),

@@ -3,5 +3,4 @@ from .a2_head import A2Head
 from .emau_head import EMAUHead
 from .rcca_head import RCCAHead
 
-__all__ = ['A2Head', 'EMAUHead']
-__all__ += ['RCCAHead']
+__all__ = ['A2Head', 'EMAUHead', 'RCCAHead']

@@ -195,7 +195,7 @@ class AFANeck(BaseModule):
                  upsample: str = 'bilinear',
                  align_corners: bool = False,
                  conv_cfg: Optional[dict] = None,
-                 norm_cfg: dict = dict(type='BN'),  # noqa: B006 (never mutated)
+                 norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU'),
                  init_cfg: Union[dict, List[dict], None] = dict(
                      type='Kaiming', layer=['Conv2d'], mode='fan_in',

@@ -79,7 +79,7 @@ class IAFFNeck(BaseModule):
                  fusion: str = 'iaff',
                  reduction: int = 4,
                  aff_scale: float = 2.0,
-                 fusion_norm_cfg: dict = dict(type='BN'),  # noqa: B006 (never mutated)
+                 fusion_norm_cfg: dict = dict(type='BN'),
                  fusion_act_cfg: dict = dict(type='ReLU'),
                  start_level: int = 0,
                  end_level: int = -1,
