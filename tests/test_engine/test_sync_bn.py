@@ -23,6 +23,8 @@ WORKER = textwrap.dedent('''
     out.backward(data['grad'].chunk(world)[rank])
     torch.save(dict(out=out.detach(), grad=xs.grad, wgrad=bn.weight.grad,
                     mean=bn.running_mean, var=bn.running_var), f'{sys.argv[2]}.{rank}')
+    # both ranks finish before the group is torn down (gloo aborts a rank whose peer left)
+    dist.barrier()
     dist.destroy_process_group()
 ''')
 
