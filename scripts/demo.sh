@@ -37,7 +37,8 @@ ckpt="$(cat "$WORK/last_checkpoint")"
 echo "== testing $ckpt (multi-scale fusion of the config's test scales)"
 "$PY" tools/test.py "$CONFIG" "$ckpt" --work-dir "$WORK" --cfg-options "${data_opts[@]}" \
     > "$WORK.test.log" 2>&1 || { tail -40 "$WORK.test.log"; exit 1; }
-sed -n '/per class results/,/^+-*+-*+-*+$/p' "$WORK.test.log" | sed -E 's/^.* - INFO - //'
+awk '/per class results/ {on = 1}
+     on {sub(/^.* - INFO - /, ""); print; if ($0 ~ /^\+-/) n++; if (n == 3) exit}' "$WORK.test.log"
 grep -Eo 'aAcc: [0-9.]+ +mIoU: [0-9.]+ +mAcc: [0-9.]+' "$WORK.test.log" | tail -1
 
 if grep -q SSREncoderDecoder "$WORK"/*.py 2>/dev/null; then
