@@ -9,7 +9,7 @@ import os.path as osp
 import socket
 import subprocess
 import sys
-from typing import Callable, List, Sequence
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import pytest
 
@@ -102,3 +102,67 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+# tiny versions of the backbones a neck must serve, with their output channels
+TINY_BACKBONES: Dict[str, Tuple[dict, List[int]]] = {
+    'ResNetV1c': (dict(type='ResNetV1c', depth=18, stem_channels=8, base_channels=8,
+                       dilations=(1, 1, 1, 1), strides=(1, 2, 2, 2)), [8, 16, 32, 64]),
+    'MixVisionTransformer': (dict(type='MixVisionTransformer', embed_dims=8, num_layers=[1] * 4,
+                                  num_heads=[1, 2, 4, 8], mlp_ratio=2), [8, 16, 32, 64]),
+    'HRNet': (dict(type='HRNet', extra=dict(
+        stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(1, ),
+                    num_channels=(8, )),
+        stage2=dict(num_modules=1, num_branches=2, block='BASIC', num_blocks=(1, 1),
+                    num_channels=(4, 8)),
+        stage3=dict(num_modules=1, num_branches=3, block='BASIC', num_blocks=(1, 1, 1),
+                    num_channels=(4, 8, 16)),
+        stage4=dict(num_modules=1, num_branches=4, block='BASIC', num_blocks=(1, 1, 1, 1),
+                    num_channels=(4, 8, 16, 32)))), [4, 8, 16, 32]),
+    'DLA': (dict(type='DLA', arch=None, levels=(1, 1, 1, 2, 1, 1),
+                 channels=(4, 8, 16, 16, 32, 32)), [8, 16, 16, 32, 32]),
+}
+
+
+@pytest.fixture(scope='session')
+def tiny_backbones() -> Dict[str, Tuple[dict, List[int]]]:
+    """Tiny ResNetV1c, MixVisionTransformer, HRNet and DLA configs with their out channels."""
+    return TINY_BACKBONES
+
+
+@pytest.fixture(scope='session')
+def segmentor_step() -> Callable[[dict], None]:
+    """Build a segmentor config, run a training step and a prediction at an odd size (45x61).
+
+    Asserts a finite loss that back-propagates and a prediction of the input's size.
+    """
+
+    def step(model_cfg: dict, h: int = 45, w: int = 61) -> None:
+        import torch
+        from mmengine.config import ConfigDict
+        from mmengine.registry import init_default_scope
+        from mmengine.structures import PixelData
+        from mmseg.registry import MODELS
+        from mmseg.structures import SegDataSample
+
+        import mmseg_fusion  # noqa: F401
+        init_default_scope('mmseg')
+        model = MODELS.build(ConfigDict(model_cfg))
+        model.init_weights()
+        inputs = torch.randn(2, 3, h, w)
+        samples = []
+        for _ in range(2):
+            s = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
+                                            pad_shape=(h, w)))
+            s.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, h, w)))
+            samples.append(s)
+        losses = model(inputs, samples, mode='loss')
+        total = sum(v for k, v in losses.items() if 'loss' in k)
+        assert torch.isfinite(total)
+        total.backward()
+        model.eval()
+        with torch.no_grad():
+            preds = model(inputs, samples, mode='predict')
+        assert preds[0].pred_sem_seg.data.shape == (1, h, w)
+
+    return step
