@@ -166,3 +166,26 @@ def segmentor_step() -> Callable[[dict], None]:
         assert preds[0].pred_sem_seg.data.shape == (1, h, w)
 
     return step
+
+
+@pytest.fixture(scope='session')
+def train_tiny(synthetic_root, tiny_options, run_tool) -> Callable[..., List[float]]:
+    """Train a synthetic-data config for a few iterations through ``tools/train.py``.
+
+    Call as ``train_tiny(config, work_dir, iters=3)``; asserts that ``iter_<iters>.pth`` is
+    written and every logged loss is finite, and returns the losses.
+    """
+    import math
+    import re
+
+    def train(config: str, work_dir: str, iters: int = 3) -> List[float]:
+        out = run_tool([osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir', work_dir,
+                        '--cfg-options', *tiny_options(synthetic_root, iters=iters,
+                                                       ckpt_interval=iters)])
+        assert osp.isfile(osp.join(work_dir, f'iter_{iters}.pth')), out.stdout[-3000:]
+        losses = [float(v) for v in re.findall(r' loss: ([-0-9.naif]+)', out.stdout)]
+        assert len(losses) == iters, out.stdout[-3000:]
+        assert all(math.isfinite(v) for v in losses), out.stdout[-3000:]
+        return losses
+
+    return train

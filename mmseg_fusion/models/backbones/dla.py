@@ -8,9 +8,9 @@ https://github.com/SysCV/dla-afa (``afa/model/backbones/dla.py``), the backbone 
 Why a backbone of our own: timm's DLA would be the natural choice, but timm needs torchvision,
 whose PyPI wheel fails to import next to the CPU torch this project targets; mmseg and
 mmpretrain ship no DLA. The module names here follow the official ones (``base_layer``,
-``level0`` ... ``level5``, ``Tree.tree1/tree2/root/project``, ``Root.conv/bn``, blocks'
-``conv1/bn1``...), so an official state dict maps onto this one by dropping its prefix and the
-classifier (``fc``).
+``level0`` ... ``level5``, ``Tree.tree1``, ``tree2``, ``root``, ``project``, ``Root.conv/bn``,
+blocks' ``conv1/bn1``...), so an official state dict maps onto this one by dropping its
+prefix and the classifier (``fc``).
 
 Differences: norm layers come from ``norm_cfg`` (BN by default, as in the official backbone, so
 SyncBN can be switched on from a config); the classifier (``avgpool``/``fc``) is dropped; the
