@@ -189,3 +189,39 @@ def train_tiny(synthetic_root, tiny_options, run_tool) -> Callable[..., List[flo
         return losses
 
     return train
+
+
+@pytest.fixture(scope='session')
+def method_configs() -> Callable[[str, int], list]:
+    """Load every config of ``configs/<folder>``: ``method_configs(folder, count)``.
+
+    Asserts that the folder holds ``count`` configs and that each loads mmseg_fusion with the
+    exact ``custom_imports`` line; returns ``[(file name, Config), ...]`` sorted by name.
+    """
+    from mmengine.config import Config
+
+    def load(folder: str, count: int) -> list:
+        path = osp.join(ROOT, 'configs', folder)
+        names = sorted(f for f in os.listdir(path) if f.endswith('.py'))
+        assert len(names) == count, names
+        configs = [(name, Config.fromfile(osp.join(path, name))) for name in names]
+        for name, cfg in configs:
+            assert cfg.custom_imports == dict(imports=['mmseg_fusion'],
+                                              allow_failed_imports=False), name
+        return configs
+
+    return load
+
+
+@pytest.fixture(scope='session')
+def readme_config_links() -> Callable[[str], Tuple[set, set]]:
+    """``(configs linked from configs/<folder>/README.md, configs in the folder)``."""
+
+    def links(folder: str) -> Tuple[set, set]:
+        import re
+        path = osp.join(ROOT, 'configs', folder)
+        with open(osp.join(path, 'README.md'), encoding='utf-8') as f:
+            linked = set(re.findall(r'\]\(([^)]+\.py)\)', f.read()))
+        return linked, {f for f in os.listdir(path) if f.endswith('.py')}
+
+    return links

@@ -1,11 +1,9 @@
 import math
-import os
 import os.path as osp
 import re
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmseg.registry import MODELS
 
 import mmseg_fusion  # noqa: F401  (registers A2Head)
@@ -55,23 +53,16 @@ def test_bad_arguments(kwargs, match):
         MODELS.build(dict(TINY, **kwargs))
 
 
-def test_configs_build(repo_root):
-    folder = osp.join(repo_root, 'configs', 'a2net')
-    names = sorted(f for f in os.listdir(folder) if f.endswith('.py'))
-    assert len(names) == 5, names
-    for name in names:
-        cfg = Config.fromfile(osp.join(folder, name))
-        assert cfg.custom_imports['imports'] == ['mmseg_fusion']
+def test_configs_build(method_configs):
+    for name, cfg in method_configs('a2net', 5):
         head = MODELS.build(cfg.model.decode_head)
         assert isinstance(head, A2Head), name
         assert cfg.model.decode_head.num_classes == cfg.model.auxiliary_head.num_classes
 
 
-def test_readme_links_every_config(repo_root):
-    folder = osp.join(repo_root, 'configs', 'a2net')
-    with open(osp.join(folder, 'README.md'), encoding='utf-8') as f:
-        links = set(re.findall(r'\]\(([^)]+\.py)\)', f.read()))
-    assert links == {f for f in os.listdir(folder) if f.endswith('.py')}
+def test_readme_links_every_config(readme_config_links):
+    linked, present = readme_config_links('a2net')
+    assert linked == present
 
 
 @pytest.mark.slow

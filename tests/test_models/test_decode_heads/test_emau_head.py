@@ -174,23 +174,16 @@ def test_bases_are_synchronised_over_two_gloo_processes(tmp_path, free_port):
 
 
 # ----------------------------------------------------------------------- configs and training
-def test_configs_build(repo_root):
-    names = sorted(f for f in os.listdir(osp.join(repo_root, 'configs', 'emanet'))
-                   if f.endswith('.py'))
-    assert len(names) == 6, names
-    for name in names:
-        cfg = Config.fromfile(osp.join(repo_root, 'configs', 'emanet', name))
-        assert cfg.custom_imports['imports'] == ['mmseg_fusion']
+def test_configs_build(method_configs):
+    for name, cfg in method_configs('emanet', 6):
         assert cfg.model.decode_head.type == 'EMAUHead'
         head = MODELS.build(cfg.model.decode_head)
         assert head.concat_input is not head.official, name
 
 
-def test_readme_links_every_config(repo_root):
-    folder = osp.join(repo_root, 'configs', 'emanet')
-    with open(osp.join(folder, 'README.md'), encoding='utf-8') as f:
-        links = set(re.findall(r'\]\(([^)]+\.py)\)', f.read()))
-    assert links == {f for f in os.listdir(folder) if f.endswith('.py')}
+def test_readme_links_every_config(readme_config_links):
+    linked, present = readme_config_links('emanet')
+    assert linked == present
 
 
 @pytest.mark.slow

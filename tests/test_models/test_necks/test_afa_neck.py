@@ -1,10 +1,7 @@
-import glob
 import os.path as osp
-import re
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 from torch.testing import assert_close
@@ -137,17 +134,13 @@ CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__))))), 'configs', 'afa')
 
 
-def test_configs_build():
+def test_configs_build(method_configs):
     init_default_scope('mmseg')
-    paths = sorted(glob.glob(osp.join(CONFIG_DIR, '*.py')))
-    assert len(paths) == 5, paths
-    for path in paths:
-        cfg = Config.fromfile(path)
-        assert cfg.custom_imports == dict(imports=['mmseg_fusion'], allow_failed_imports=False)
+    for name, cfg in method_configs('afa', 5):
         cfg.model.pretrained = None
         cfg.model.backbone.pop('init_cfg', None)
         model = MODELS.build(cfg.model)
-        assert type(model.neck).__name__ == 'AFANeck', path
+        assert type(model.neck).__name__ == 'AFANeck', name
 
 
 @pytest.mark.slow
@@ -190,8 +183,6 @@ def test_deconv_mode_keys_odd_sizes_and_init(fusion):
         MODELS.build(dict(type='AFANeck', in_channels=IN_CHANNELS, upsample='nearest'))
 
 
-def test_readme_lists_every_config():
-    with open(osp.join(CONFIG_DIR, 'README.md')) as f:
-        text = f.read()
-    linked = set(re.findall(r'\]\(([^)]+\.py)\)', text))
-    assert linked == {osp.basename(p) for p in glob.glob(osp.join(CONFIG_DIR, '*.py'))}
+def test_readme_lists_every_config(readme_config_links):
+    linked, present = readme_config_links('afa')
+    assert linked == present

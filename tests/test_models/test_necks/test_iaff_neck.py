@@ -1,10 +1,7 @@
-import glob
 import os.path as osp
-import re
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.models.necks import FPN
 from mmseg.registry import MODELS
@@ -144,17 +141,13 @@ CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__))))), 'configs', 'iaff')
 
 
-def test_configs_build():
+def test_configs_build(method_configs):
     init_default_scope('mmseg')
-    paths = sorted(glob.glob(osp.join(CONFIG_DIR, '*.py')))
-    assert len(paths) == 5, paths
-    for path in paths:
-        cfg = Config.fromfile(path)
-        assert cfg.custom_imports == dict(imports=['mmseg_fusion'], allow_failed_imports=False)
+    for name, cfg in method_configs('iaff', 5):
         cfg.model.pretrained = None
         cfg.model.backbone.pop('init_cfg', None)
         model = MODELS.build(cfg.model)
-        assert type(model.neck).__name__ == 'IAFFNeck', path
+        assert type(model.neck).__name__ == 'IAFFNeck', name
 
 
 @pytest.mark.slow
@@ -163,8 +156,6 @@ def test_synthetic_config_trains(tmp_path, train_tiny):
     train_tiny(config, str(tmp_path / 'work'))
 
 
-def test_readme_lists_every_config():
-    with open(osp.join(CONFIG_DIR, 'README.md')) as f:
-        text = f.read()
-    linked = set(re.findall(r'\]\(([^)]+\.py)\)', text))
-    assert linked == {osp.basename(p) for p in glob.glob(osp.join(CONFIG_DIR, '*.py'))}
+def test_readme_lists_every_config(readme_config_links):
+    linked, present = readme_config_links('iaff')
+    assert linked == present
