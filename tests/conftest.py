@@ -225,3 +225,187 @@ def readme_config_links() -> Callable[[str], Tuple[set, set]]:
         return linked, {f for f in os.listdir(path) if f.endswith('.py')}
 
     return links
+
+
+# ------------------------------------------------------ processes that are killed (reliability)
+@pytest.fixture(scope='session')
+def start_tool() -> Callable[..., subprocess.Popen]:
+    """Start a Python script in a fresh interpreter, in its own process group, without waiting.
+
+    Call as ``proc = start_tool([script, arg, ...], log_file, env=None)``: stdout and stderr go
+    to ``log_file``; the environment is ``run_tool``'s. The group (the process and any workers
+    it forks) can be killed at once with ``kill_group(proc)``; groups still running at the end
+    of the session are killed.
+    """
+    import signal
+
+    started: List[subprocess.Popen] = []
+
+    def start(args: Sequence[str], log_file: str, env: dict = None,
+              cwd: str = ROOT) -> subprocess.Popen:
+        full_env = dict(os.environ, PYTHONUNBUFFERED='1', MMSEG_FUSION_SKIP_VERSION_CHECK='1')
+        full_env.pop('LOCAL_RANK', None)
+        full_env.update(env or {})
+        with open(log_file, 'w') as log:
+            proc = subprocess.Popen([sys.executable, *map(str, args)], cwd=cwd, env=full_env,
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope='session')
+def kill_group() -> Callable[[subprocess.Popen], int]:
+    """SIGKILL the process group of a ``start_tool`` process; returns the process's exit code.
+
+    A process that has already exited is not signalled (its code is returned as it is).
+    """
+    import contextlib
+    import signal
+
+    def kill(proc: subprocess.Popen) -> int:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+                os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait(timeout=60)
+
+    return kill
+
+
+@pytest.fixture(scope='session')
+def wait_until() -> Callable[..., None]:
+    """Poll until a condition holds: ``wait_until(condition, proc, log_file, timeout=300)``.
+
+    Fails (showing the end of ``log_file``) if ``proc`` exits first or ``timeout`` seconds
+    pass. Polls every 2 ms, so that a file that exists only briefly is seen.
+    """
+    import time
+
+    def wait(condition: Callable[[], bool], proc: subprocess.Popen, log_file: str,
+             timeout: float = 300, interval: float = 0.002) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if proc.poll() is not None:
+                with open(log_file) as f:
+                    tail = f.read()[-4000:]
+                pytest.fail(f'the process exited ({proc.returncode}) before the condition '
+                            f'held:\n{tail}')
+            if time.monotonic() > deadline:
+                pytest.fail(f'the condition did not hold within {timeout} s')
+            time.sleep(interval)
+
+    return wait
+
+
+#: the run the reliability tests kill, resume and repeat: tiny EMANet (its EM bases are a
+#: buffer of the state dict), dropout on, 20 iterations, a checkpoint every 2, deterministic
+RELIABILITY_CONFIG = osp.join(ROOT, 'configs', 'emanet',
+                              'emanet_r18-d8_1xb8-600_synthetic-128x128.py')
+RELIABILITY_ITERS = 20
+#: one intra-op thread in every run, so that no reduction depends on the machine's core count
+SINGLE_THREAD_ENV = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+
+
+@pytest.fixture(scope='session')
+def reliability_train() -> Dict[str, object]:
+    """What ``reliability_run`` trains: ``config``, ``iters``, ``ckpt_interval`` and ``env``."""
+    return dict(config=RELIABILITY_CONFIG, iters=RELIABILITY_ITERS, ckpt_interval=2,
+                env=dict(SINGLE_THREAD_ENV))
+
+
+@pytest.fixture(scope='session')
+def reliability_args(synthetic_root, tiny_options,
+                     reliability_train) -> Callable[..., List[str]]:
+    """``tools/train.py`` arguments of the reliability run: ``reliability_args(work_dir)``.
+
+    Pass ``resume=True`` for ``--resume`` and ``extra=[...]`` for more ``--cfg-options``.
+    """
+
+    def args(work_dir: str, resume: bool = False, extra: Sequence[str] = ()) -> List[str]:
+        opts = tiny_options(synthetic_root, iters=reliability_train['iters'],
+                            ckpt_interval=reliability_train['ckpt_interval'])
+        return [osp.join(ROOT, 'tools', 'train.py'), reliability_train['config'],
+                '--work-dir', str(work_dir), *(['--resume'] if resume else []),
+                '--cfg-options', *opts, 'randomness.deterministic=True', *extra]
+
+    return args
+
+
+@pytest.fixture(scope='session')
+def reliability_run(tmp_path_factory, reliability_args, reliability_train, run_tool) -> str:
+    """Work dir of one uninterrupted reliability run (made once per session).
+
+    Its output is in ``<work_dir>/stdout.log``.
+    """
+    work_dir = str(tmp_path_factory.mktemp('reliability') / 'uninterrupted')
+    out = run_tool(reliability_args(work_dir), env=reliability_train['env'])
+    with open(osp.join(work_dir, 'stdout.log'), 'w') as f:
+        f.write(out.stdout)
+    return work_dir
+
+
+#: message-hub entries that record wall-clock times or paths, not training state
+UNCOMPARED_HUB_KEYS = ('train/time', 'train/data_time', 'eta', 'last_ckpt', 'experiment_name',
+                       'cfg', 'mmengine_version', 'time')
+
+
+@pytest.fixture(scope='session')
+def assert_same_training_state() -> Callable[[str, str], None]:
+    """Assert that two training checkpoints hold bit-identical training state.
+
+    Call as ``assert_same_training_state(path_a, path_b, skip=())`` (``skip``: top-level keys
+    left out, e.g. ``('rng_states',)``). Compared with ``torch.equal`` (no
+    tolerance) or ``==``: every tensor of ``state_dict`` (EMAU's EM bases included), the whole
+    ``optimizer`` state (momentum buffers, param groups), ``param_schedulers``, the generator
+    states (``rng_states``), ``meta`` ``epoch``/``iter``/``seed``/``dataset_meta`` and the
+    message hub (``runtime_info`` such as ``iter``, and the logged losses, accuracies and
+    learning rates), all but the entries in ``UNCOMPARED_HUB_KEYS``.
+    """
+    import numpy as np
+    import torch
+
+    from mmseg_fusion.engine import load_checkpoint_file
+
+    def same(a, b, where: str) -> None:
+        if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+            assert isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor), where
+            assert a.dtype == b.dtype and a.shape == b.shape, where
+            assert torch.equal(a, b), (
+                f'{where}: max |a - b| = {(a.double() - b.double()).abs().max().item():.3g}')
+        elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+            assert np.array_equal(a, b), f'{where}: {a} != {b}'
+        elif hasattr(a, 'data') and type(a).__name__ == 'HistoryBuffer':
+            same(a.data, b.data, where)
+        elif isinstance(a, dict):
+            assert isinstance(b, dict), where
+            keys = [k for k in a if k not in UNCOMPARED_HUB_KEYS]
+            assert sorted(map(str, keys)) == sorted(
+                str(k) for k in b if k not in UNCOMPARED_HUB_KEYS), where
+            for key in keys:
+                same(a[key], b[key], f'{where}[{key!r}]')
+        elif isinstance(a, (list, tuple)):
+            assert isinstance(b, (list, tuple)) and len(a) == len(b), where
+            for i, (x, y) in enumerate(zip(a, b)):
+                same(x, y, f'{where}[{i}]')
+        else:
+            assert a == b, f'{where}: {a!r} != {b!r}'
+
+    def check(path_a: str, path_b: str, skip: Sequence[str] = ()) -> None:
+        a = load_checkpoint_file(path_a, map_location='cpu')
+        b = load_checkpoint_file(path_b, map_location='cpu')
+        for key in ('state_dict', 'optimizer', 'param_schedulers', 'rng_states',
+                    'message_hub'):
+            if key in skip:
+                continue
+            assert key in a and key in b, f'{key} missing in {path_a} or {path_b}'
+            same(a[key], b[key], key)
+        for key in ('epoch', 'iter', 'seed', 'dataset_meta'):
+            same(a['meta'][key], b['meta'][key], f'meta[{key!r}]')
+
+    return check

@@ -6,7 +6,7 @@ from mmseg.registry import DATASETS, MODELS
 
 import mmseg_fusion
 
-PUBLIC_MODELS = ('AFANeck', 'IAFFNeck', 'RCCAHead', 'EMAUHead', 'A2Head',
+PUBLIC_MODELS = ('AFANeck', 'IAFFNeck', 'RCCAHead', 'EMAUHead', 'A2Head', 'OCRBlockHead', 'DLA',
                  'CategoryConsistentLoss', 'SSREncoderDecoder', 'SSRTTAModel')
 MMSEG_NAMES = ('CCHead', 'EMAHead', 'SegTTAModel', 'EncoderDecoder', 'FPN', 'FCNHead')
 

@@ -11,7 +11,7 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
 import mmseg_fusion  # noqa: F401  (registers our modules; safe checkpoint loading)
-from mmseg_fusion.engine import build_runner, default_work_dir
+from mmseg_fusion.engine import RNGStateHook, build_runner, default_work_dir
 
 
 def parse_args() -> argparse.Namespace:
@@ -56,6 +56,12 @@ def main() -> None:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = args.resume
+    # checkpoints carry the generator states, so --resume continues the run exactly (mmengine
+    # saves none: dropout would draw other masks after a resume); see RNGStateHook
+    custom_hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(isinstance(hook, dict) and hook.get('type') in ('RNGStateHook', RNGStateHook)
+               for hook in custom_hooks):
+        cfg.custom_hooks = custom_hooks + [dict(type='RNGStateHook')]
 
     build_runner(cfg).train()
 

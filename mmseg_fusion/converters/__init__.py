@@ -20,12 +20,21 @@ from .common import (
     save_converted,
     strip_prefix,
 )
+from .dlaafa import (
+    DLAAFA_CONFIGS,
+    DLAAFA_INPUT_NORMALISATION,
+    convert_dlaafa,
+    dlaafa_default_config,
+    dlaafa_flavour,
+    dlaafa_rules,
+)
 from .emanet import EMANET_INPUT_NORMALISATION, EMANET_RULES, convert_emanet
 
 __all__ = [
-    'CCNET_INPUT_NORMALISATION', 'CCNET_RULES', 'EMANET_INPUT_NORMALISATION', 'EMANET_RULES',
-    'INPLACE_ABN_EPS', 'ConversionError', 'build_target_model', 'check_state_dict',
-    'check_tensors', 'convert_ccnet', 'convert_emanet', 'convert_file',
+    'CCNET_INPUT_NORMALISATION', 'CCNET_RULES', 'DLAAFA_CONFIGS', 'DLAAFA_INPUT_NORMALISATION',
+    'EMANET_INPUT_NORMALISATION', 'EMANET_RULES', 'INPLACE_ABN_EPS', 'ConversionError',
+    'build_target_model', 'check_state_dict', 'check_tensors', 'convert_ccnet', 'convert_dlaafa',
+    'convert_emanet', 'convert_file', 'dlaafa_default_config', 'dlaafa_flavour', 'dlaafa_rules',
     'fill_num_batches_tracked', 'inplace_abn_to_bn', 'load_source_checkpoint', 'norm_prefixes',
     'rename_by_prefix', 'save_converted', 'strip_prefix'
 ]

@@ -15,7 +15,7 @@ save ``num_batches_tracked``) and :func:`rename_by_prefix`.
 import os.path as osp
 import sys
 from collections import OrderedDict
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -213,6 +213,7 @@ def build_target_model(config: str, cfg_options: Optional[dict] = None) -> torch
         nn.Module: The segmentor.
     """
     from mmengine.config import Config
+    from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
@@ -226,7 +227,9 @@ def build_target_model(config: str, cfg_options: Optional[dict] = None) -> torch
     model_cfg.pretrained = None
     if model_cfg.get('backbone') is not None:
         model_cfg.backbone.init_cfg = None
-    return MODELS.build(model_cfg)
+    # types such as SegDataPreProcessor resolve in mmseg's scope (what tools/train.py sets)
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmseg')):
+        return MODELS.build(model_cfg)
 
 
 def check_state_dict(state_dict: Mapping[str, torch.Tensor], model: torch.nn.Module,
@@ -290,22 +293,27 @@ def save_converted(state_dict: Mapping[str, torch.Tensor], dst: str, meta: Mappi
 
 
 def convert_file(src: str, dst: str, convert: Callable[..., Dict[str, torch.Tensor]],
-                 config: str, name: str, cfg_options: Optional[dict] = None,
-                 force: bool = False, progress: bool = False,
-                 extra_meta: Optional[Mapping[str, Any]] = None) -> str:
+                 config: Union[str, Callable[..., str]], name: str,
+                 cfg_options: Optional[dict] = None, force: bool = False,
+                 progress: bool = False, extra_meta: Optional[Mapping[str, Any]] = None,
+                 convert_kwargs: Optional[Mapping[str, Any]] = None) -> str:
     """Read, convert, check against the target config and write a checkpoint.
 
     Args:
         src (str): Source checkpoint.
         dst (str): Output path.
-        convert (Callable): ``convert(checkpoint, progress=...) -> (state_dict, unmapped)``,
-            e.g. :func:`~mmseg_fusion.converters.convert_emanet`.
-        config (str): Target config; its model must accept the result strictly.
+        convert (Callable): ``convert(checkpoint, progress=..., **convert_kwargs) ->
+            (state_dict, unmapped)``, e.g. :func:`~mmseg_fusion.converters.convert_emanet`.
+        config (str | Callable): Target config, whose model must accept the result strictly,
+            or ``config(checkpoint, **convert_kwargs) -> path`` choosing it from the source
+            (e.g. :func:`~mmseg_fusion.converters.dlaafa_default_config`).
         name (str): Name of the source format (for messages and ``meta['converted_from']``).
         cfg_options (dict, optional): Overrides of the config. Defaults to None.
         force (bool): Overwrite an existing ``dst``. Defaults to False.
         progress (bool): Show a progress bar while mapping keys. Defaults to False.
         extra_meta (Mapping, optional): More plain metadata. Defaults to None.
+        convert_kwargs (Mapping, optional): Options of ``convert`` (and of a callable
+            ``config``). Defaults to None.
 
     Returns:
         str: ``dst``.
@@ -317,7 +325,10 @@ def convert_file(src: str, dst: str, convert: Callable[..., Dict[str, torch.Tens
     if osp.lexists(dst) and not force:
         raise FileExistsError(f'{dst} exists; refusing to overwrite it (pass --force)')
     checkpoint = load_source_checkpoint(src)
-    state_dict, unmapped = convert(checkpoint, progress=progress)
+    convert_kwargs = dict(convert_kwargs or {})
+    state_dict, unmapped = convert(checkpoint, progress=progress, **convert_kwargs)
+    if callable(config):
+        config = config(checkpoint, **convert_kwargs)
     model = build_target_model(config, cfg_options)
     check_state_dict(state_dict, model, unmapped, source=f'{name} checkpoint {src!r}')
     meta = dict(converted_from=name, source_file=osp.basename(src),

@@ -16,13 +16,15 @@ from .publish import (
     sha256_file,
     software_versions,
 )
+from .rng_state import RNGStateHook, get_rng_states, set_rng_states
 from .runner import build_runner, default_work_dir
 from .sync_bn import CPUSyncBatchNorm, convert_sync_batchnorm_for_cpu
 
 __all__ = [
     'CPUSyncBatchNorm', 'CheckpointSecurityError', 'FusionDistributedDataParallel',
-    'atomic_save', 'build_runner', 'convert_sync_batchnorm_for_cpu', 'default_work_dir',
-    'hashed_filename', 'load_checkpoint_file', 'load_local_checkpoint', 'mmengine_safe_globals',
-    'plain_value', 'publish_checkpoint', 'publishable_checkpoint', 'register_checkpoint_loader',
+    'RNGStateHook', 'atomic_save', 'build_runner', 'convert_sync_batchnorm_for_cpu',
+    'default_work_dir', 'get_rng_states', 'hashed_filename', 'load_checkpoint_file',
+    'load_local_checkpoint', 'mmengine_safe_globals', 'plain_value', 'publish_checkpoint',
+    'publishable_checkpoint', 'register_checkpoint_loader', 'set_rng_states',
     'setup_distributed', 'sha256_file', 'software_versions'
 ]

@@ -50,16 +50,16 @@ DENSITY_METHODS = ('ssr', 'hma', 'softmax')
 PhiType = Union[str, Callable[[torch.Tensor], torch.Tensor]]
 
 
-def _phi(phi: PhiType) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The non-negative map ``phi`` of a name or a callable."""
+def _phi(phi: PhiType, owner: str = 'scale_space_weights'
+         ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The non-negative map ``phi`` of a name or a callable (``owner`` names the caller)."""
     if callable(phi):
         return phi
     if phi == 'abs':
         return torch.abs
     if phi == 'softplus':
         return F.softplus
-    raise ValueError(f"scale_space_weights: phi must be 'abs', 'softplus' or a callable, "
-                     f'got {phi!r}')
+    raise ValueError(f"{owner}: phi must be 'abs', 'softplus' or a callable, got {phi!r}")
 
 
 def _work(x: torch.Tensor) -> torch.Tensor:
@@ -158,11 +158,16 @@ def init_fusion(method: str = 'ssr', phi: PhiType = 'abs', terminal: bool = Fals
     Returns:
         dict: The fusion state, to pass to :func:`update_fusion` and :func:`finish_fusion`.
     """
+    return _init_fusion(method, phi, terminal, 'init_fusion')
+
+
+def _init_fusion(method: str, phi: PhiType, terminal: bool, owner: str) -> dict:
+    """:func:`init_fusion`, with ``owner`` (the public caller) named in the errors."""
     if method not in FUSION_METHODS:
-        raise ValueError(f'fuse_scales: method must be one of {FUSION_METHODS}, got {method!r}')
+        raise ValueError(f'{owner}: method must be one of {FUSION_METHODS}, got {method!r}')
     if method == 'hma':
         phi, terminal = 'softplus', True
-    _phi(phi)
+    _phi(phi, owner)
     return dict(method=method, phi=phi, terminal=terminal, acc=None, aux=None, norm=None,
                 count=0, dtype=None)
 
@@ -280,6 +285,7 @@ def fuse_scales(logits: Sequence[torch.Tensor],
     Returns:
         Tensor: Fused logits of shape (N, C, H, W).
     """
+    state: Dict = _init_fusion(method, phi, terminal, 'fuse_scales')
     if len(logits) == 0:
         raise ValueError('fuse_scales: logits must hold at least one map, got 0')
     if densities is not None:
@@ -287,7 +293,6 @@ def fuse_scales(logits: Sequence[torch.Tensor],
             raise ValueError(f'fuse_scales: got {len(logits)} logits but {len(densities)} '
                              'densities')
         _check_densities(densities, 'fuse_scales')
-    state: Dict = init_fusion(method, phi, terminal)
     for i, p in enumerate(logits):
         update_fusion(state, p, None if densities is None else densities[i],
                       last=i == len(logits) - 1)

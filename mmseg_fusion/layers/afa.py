@@ -59,10 +59,11 @@ class SpatialAttention(nn.Module):
         if activation not in _ACTIVATIONS:
             raise ValueError(f'SpatialAttention: activation must be one of {_ACTIVATIONS}, '
                              f'got {activation!r}')
-        for name, value in (('in_channels', in_channels), ('out_channels', out_channels)):
-            if int(value) < 1:
-                raise ValueError(f'SpatialAttention: {name} must be >= 1, got {value!r}')
         mid_channels = in_channels if mid_channels is None else mid_channels
+        for name, value in (('in_channels', in_channels), ('out_channels', out_channels),
+                            ('mid_channels', mid_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f'SpatialAttention: {name} must be an int >= 1, got {value!r}')
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg, bias=False)
         self.in_channels = in_channels
         self.activation = activation
@@ -120,7 +121,11 @@ class ChannelAttention(nn.Module):
                  act_cfg: dict = dict(type='ReLU')) -> None:
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
-        if int(reduction) < 1 or out_channels // reduction < 1:
+        for name, value in (('in_channels', in_channels), ('out_channels', out_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f'ChannelAttention: {name} must be an int >= 1, got {value!r}')
+        if (isinstance(reduction, bool) or not isinstance(reduction, int) or reduction < 1
+                or out_channels // reduction < 1):
             raise ValueError(
                 f'ChannelAttention: reduction must be >= 1 and <= out_channels '
                 f'({out_channels}), got {reduction!r}')

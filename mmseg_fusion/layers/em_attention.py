@@ -153,6 +153,8 @@ class EMAttention(nn.Module):
                  official: bool = False) -> None:
         super().__init__()
         check_em_arguments('EMAttention', num_bases, num_stages, momentum)
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise ValueError(f'EMAttention: channels must be an int >= 1, got {channels!r}')
         self.channels = channels
         self.num_bases = num_bases
         self.num_stages = num_stages

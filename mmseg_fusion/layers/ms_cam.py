@@ -32,9 +32,10 @@ __all__ = ['AFF', 'IAFF', 'MSCAM']
 
 def _check_channels(owner: str, channels: int, reduction: int) -> None:
     """Raise a ValueError unless ``channels`` is a positive multiple of ``reduction``."""
-    if int(channels) < 1:
-        raise ValueError(f'{owner}: channels must be >= 1, got {channels!r}')
-    if int(reduction) < 1 or channels % reduction != 0:
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise ValueError(f'{owner}: channels must be an int >= 1, got {channels!r}')
+    if (isinstance(reduction, bool) or not isinstance(reduction, int) or reduction < 1
+            or channels % reduction != 0):
         raise ValueError(f'{owner}: reduction must be a positive divisor of channels '
                          f'({channels}), got {reduction!r}')
 

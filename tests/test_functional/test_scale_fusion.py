@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmseg_fusion.functional import (
     fuse_scales,
     hma_weights,
+    init_fusion,
     scale_space_weights,
     softmax_scale_weights,
 )
@@ -159,6 +160,22 @@ def test_gradient_reaches_coarse_density_with_abs_not_with_hma():
     ssr.sum().backward()
     assert abs(y_hma.grad.item()) < 2 * eps
     assert abs(y_ssr.grad.item()) > 0.99
+
+
+@pytest.mark.parametrize('call, match', [
+    (lambda: init_fusion('median'), r"init_fusion: method must be one of .* got 'median'"),
+    (lambda: init_fusion('ssr', phi='relu6'),
+     r"init_fusion: phi must be 'abs', 'softplus' or a callable, got 'relu6'"),
+    (lambda: fuse_scales([torch.zeros(1, 2, 2, 2)], method='median'),
+     r"fuse_scales: method must be one of .* got 'median'"),
+    (lambda: fuse_scales([torch.zeros(1, 2, 2, 2)], [torch.zeros(1, 1, 2, 2)], phi='exp'),
+     r"fuse_scales: phi must be .* got 'exp'"),
+    (lambda: scale_space_weights([torch.zeros(1, 1, 2, 2)], phi=2),
+     r'scale_space_weights: phi must be .* got 2'),
+])
+def test_unknown_method_or_phi_names_the_function(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
 
 
 def test_bad_arguments():

@@ -60,8 +60,19 @@ def test_spatial_attention_ssr_signature_and_errors():
     assert sa.final.weight.shape == (1, 6, 1, 1)
     with pytest.raises(ValueError, match="SpatialAttention: activation .* got 'tanh'"):
         SpatialAttention(4, activation='tanh')
-    with pytest.raises(ValueError, match='SpatialAttention: in_channels must be >= 1, got 0'):
+    with pytest.raises(ValueError,
+                       match='SpatialAttention: in_channels must be an int >= 1, got 0'):
         SpatialAttention(0)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(in_channels=4, out_channels=0), 'SpatialAttention: out_channels .* got 0'),
+    (dict(in_channels=4, mid_channels=0), 'SpatialAttention: mid_channels .* got 0'),
+    (dict(in_channels=4.0), 'SpatialAttention: in_channels .* got 4.0'),
+])
+def test_spatial_attention_bad_sizes(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SpatialAttention(**kwargs)
 
 
 def test_channel_attention_reference_and_errors():
@@ -71,6 +82,20 @@ def test_channel_attention_reference_and_errors():
     assert ca(x).shape == (3, 32, 1, 1)
     with pytest.raises(ValueError, match=r'ChannelAttention: reduction .*\(8\), got 16'):
         ChannelAttention(8, reduction=16)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    # the hidden layer has out_channels // reduction channels: it must be >= 1
+    (dict(in_channels=8, out_channels=4, reduction=8),
+     r'ChannelAttention: reduction must be >= 1 and <= out_channels \(4\), got 8'),
+    (dict(in_channels=8, reduction=0), r'ChannelAttention: reduction .* got 0'),
+    (dict(in_channels=8, reduction=2.5), r'ChannelAttention: reduction .* got 2.5'),
+    (dict(in_channels=0), 'ChannelAttention: in_channels must be an int >= 1, got 0'),
+    (dict(in_channels=8, out_channels=-2), 'ChannelAttention: out_channels .* got -2'),
+])
+def test_channel_attention_bad_sizes(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ChannelAttention(**kwargs)
 
 
 def test_bi_afa_reference():

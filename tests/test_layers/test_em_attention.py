@@ -109,6 +109,13 @@ def test_bad_arguments(kwargs, match):
         EMAttention(4, **kwargs)
 
 
+@pytest.mark.parametrize('channels', [0, -4, 2.0])
+def test_bad_channels(channels):
+    with pytest.raises(ValueError, match=rf'EMAttention: channels must be an int >= 1, '
+                                         rf'got {channels!r}'):
+        EMAttention(channels)
+
+
 def test_check_names_the_component():
     with pytest.raises(ValueError, match='Foo: num_stages'):
         check_em_arguments('Foo', 1, -1, 0.1)

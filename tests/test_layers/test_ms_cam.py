@@ -108,5 +108,12 @@ def test_shapes_and_gradients(cls):
 def test_bad_arguments(cls):
     with pytest.raises(ValueError, match=rf'{cls.__name__}: reduction .*\(6\), got 4'):
         cls(6, reduction=4)
-    with pytest.raises(ValueError, match=rf'{cls.__name__}: channels must be >= 1, got 0'):
+    with pytest.raises(ValueError, match=rf'{cls.__name__}: channels must be an int >= 1, '
+                                         r'got 0'):
         cls(0)
+    with pytest.raises(ValueError, match=rf'{cls.__name__}: reduction .*\(8\), got 2.0'):
+        cls(8, reduction=2.0)
+    with pytest.raises(ValueError, match=rf'{cls.__name__}: reduction .*\(8\), got 0'):
+        cls(8, reduction=0)
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: channels .* got '8'"):
+        cls('8')

@@ -18,7 +18,7 @@ from mmseg.utils import register_all_modules
 import mmseg_fusion  # noqa: F401
 
 MMSEG_CONFIGS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs')
-TOOLS = ('emanet2fusion.py', 'ccnet2fusion.py')
+TOOLS = ('emanet2fusion.py', 'ccnet2fusion.py', 'dlaafa2fusion.py')
 
 
 def build(path):

@@ -96,7 +96,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                          f'{len(args.ann)} for {len(args.images)} images')
     model = build_model(args)
     cfg = model.cfg
-    pipeline = Compose([t for t in cfg.test_pipeline if t.get('type') != 'LoadAnnotations'])
+    pipeline = Compose([t for t in cfg.test_pipeline
+                        if t.get('type') not in ('LoadAnnotations', 'LoadCheckedAnnotations')])
     dataset_cfg = cfg.test_dataloader.dataset
     suffix = dataset_cfg.get('seg_map_suffix', '.png')
     meta = model.dataset_meta or {}

@@ -2,31 +2,35 @@
 dataset_type = 'SyntheticScalesDataset'
 data_root = 'data/synthetic_scales'
 crop_size = (128, 128)
+# The checked loaders of mmseg_fusion.datasets.transforms replace LoadImageFromFile and
+# LoadAnnotations at the same positions: a corrupt, truncated, grayscale or RGBA image, a label
+# map of another size than its image and a label value outside the 5 classes (0-4) and 255
+# raise a ValueError naming the file when the sample is loaded.
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadCheckedImageFromFile'),
+    dict(type='LoadCheckedAnnotations', num_classes=5),
     dict(type='RandomResize', scale=(128, 128), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadCheckedImageFromFile'),
     dict(type='Resize', scale=(128, 128), keep_ratio=True),
     # the annotation is loaded after ``Resize``: ground truth stays at the original size
-    dict(type='LoadAnnotations'),
+    dict(type='LoadCheckedAnnotations', num_classes=5),
     dict(type='PackSegInputs'),
 ]
 img_ratios = [0.5, 1.0, 1.5, 2.0]
 tta_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadCheckedImageFromFile', backend_args=None),
     dict(
         type='TestTimeAug',
         transforms=[
             [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios],
             [dict(type='RandomFlip', prob=0., direction='horizontal'),
              dict(type='RandomFlip', prob=1., direction='horizontal')],
-            [dict(type='LoadAnnotations')],
+            [dict(type='LoadCheckedAnnotations', num_classes=5)],
             [dict(type='PackSegInputs')],
         ]),
 ]

@@ -69,6 +69,10 @@ class RCCAHead(FCNHead):
         for name, value in (('recurrence', recurrence), ('ccl_channels', ccl_channels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f'RCCAHead: {name} must be an int >= 1, got {value!r}')
+        channels = kwargs.get('channels')
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 8:
+            raise ValueError('RCCAHead: channels must be an int >= 8 (the criss-cross query and '
+                             f'key have channels // 8 channels), got {channels!r}')
         if kwargs.get('num_convs', 2) != 2:
             raise ValueError(f'RCCAHead: num_convs is fixed to 2 (conv before and after the '
                              f'attention), got {kwargs["num_convs"]!r}')

@@ -49,6 +49,10 @@ _FUSIONS = ('afa', 'concat', 'add')
 _UPSAMPLES = ('bilinear', 'deconv')
 
 
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def bilinear_deconv(channels: int, factor: int = 2) -> nn.ConvTranspose2d:
     """Depthwise transposed conv that upsamples by ``factor`` like bilinear interpolation.
 
@@ -203,7 +207,7 @@ class AFANeck(BaseModule):
         super().__init__(init_cfg)
         name = type(self).__name__
         if (not isinstance(in_channels, (list, tuple)) or len(in_channels) < 2
-                or not all(isinstance(c, int) and c >= 1 for c in in_channels)):
+                or not all(_positive_int(c) for c in in_channels)):
             raise ValueError(f'{name}: in_channels must be a list of at least 2 positive ints '
                              f'(one per backbone level), got {in_channels!r}')
         if fusion not in _FUSIONS:
@@ -216,10 +220,13 @@ class AFANeck(BaseModule):
             raise ValueError(f'{name}: fused_levels must be an int in [1, {num_levels - 1}] '
                              f'for {num_levels} in_channels, got {fused_levels!r}')
         fused_channels = in_channels[0] if fused_channels is None else fused_channels
+        if not _positive_int(fused_channels):
+            raise ValueError(f'{name}: fused_channels must be None or an int >= 1, '
+                             f'got {fused_channels!r}')
         if fusion == 'afa':
             for arg, value in (('in_channels', min(in_channels)),
                                ('fused_channels', fused_channels)):
-                if int(reduction) < 1 or value // reduction < 1:
+                if not _positive_int(reduction) or value // reduction < 1:
                     raise ValueError(
                         f'{name}: reduction must be in [1, {value}] (the smallest of '
                         f'{arg}), got {reduction!r}')

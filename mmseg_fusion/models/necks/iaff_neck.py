@@ -31,6 +31,10 @@ _FUSIONS = ('iaff', 'aff', 'add')
 _EXTRA_SOURCES = ('on_input', 'on_lateral', 'on_output')
 
 
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 @MODELS.register_module()
 class IAFFNeck(BaseModule):
     """FPN with iAFF / AFF / add merges in the top-down path.
@@ -95,12 +99,16 @@ class IAFFNeck(BaseModule):
                      type='Xavier', layer='Conv2d', distribution='uniform')) -> None:
         super().__init__(init_cfg)
         name = type(self).__name__
-        if not isinstance(in_channels, (list, tuple)) or len(in_channels) == 0:
-            raise ValueError(f'{name}: in_channels must be a non-empty list of ints (one per '
-                             f'input level), got {in_channels!r}')
+        if (not isinstance(in_channels, (list, tuple)) or len(in_channels) == 0
+                or not all(_positive_int(c) for c in in_channels)):
+            raise ValueError(f'{name}: in_channels must be a non-empty list of positive ints '
+                             f'(one per input level), got {in_channels!r}')
+        for arg, value in (('out_channels', out_channels), ('num_outs', num_outs)):
+            if not _positive_int(value):
+                raise ValueError(f'{name}: {arg} must be an int >= 1, got {value!r}')
         if fusion not in _FUSIONS:
             raise ValueError(f'{name}: fusion must be one of {_FUSIONS}, got {fusion!r}')
-        if fusion != 'add' and (int(reduction) < 1 or out_channels % reduction != 0):
+        if fusion != 'add' and (not _positive_int(reduction) or out_channels % reduction != 0):
             raise ValueError(f'{name}: reduction must be a positive divisor of out_channels '
                              f'({out_channels}), got {reduction!r}')
         num_ins = len(in_channels)

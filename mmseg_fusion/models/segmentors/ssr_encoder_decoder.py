@@ -25,10 +25,14 @@ Differences from the official code:
   is used for the fused logits (prefix ``decode``) and, times ``scale_loss_weight`` (0.05 as
   official), for each scale's logits (prefix ``scale_<s>``);
 - the official code fuses its auxiliary heads' outputs with the same attention; here the
-  auxiliary heads see the 1.0-scale features only (as in a plain ``EncoderDecoder``);
+  auxiliary heads (``auxiliary_head``, e.g. DLA's deep supervision) see the 1.0-scale features
+  only (as in a plain ``EncoderDecoder``); the decode head's own auxiliary logits (the soft
+  object regions of :class:`~mmseg_fusion.models.OCRBlockHead`) are fused with the same
+  weights, as official;
 - in ``slide`` test mode the density is stitched over windows like the logits and the weights
   are computed at the input size (the official code has no sliding window).
 """
+import inspect
 from contextlib import contextmanager
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -44,6 +48,7 @@ from torch import Tensor
 
 from mmseg_fusion.functional import scale_fusion as sf
 from mmseg_fusion.layers import SpatialAttention
+from mmseg_fusion.models.utils.check import check_encoder_decoder
 
 __all__ = ['SSREncoderDecoder', 'check_scales']
 
@@ -97,7 +102,8 @@ class SSREncoderDecoder(EncoderDecoder):
         scale_loss_weight (float): Weight of the per-scale extra supervision. Defaults to 0.05.
         scale_attention (dict, optional): Keyword arguments of the scale-attention head
             :class:`~mmseg_fusion.layers.SpatialAttention` (``mid_channels``, ``activation``,
-            ``norm_cfg``, ...). ``in_channels`` is that of the decode head's ``conv_seg``;
+            ``norm_cfg``, ...). ``in_channels`` is that of the decode head's ``conv_seg`` (an
+            explicit value must equal it) and ``out_channels`` is 1;
             ``activation`` defaults to ``'abs'`` for SSR with ``phi='abs'`` and to None (raw
             scores) otherwise; ``norm_cfg`` defaults to the decode head's. Unused (no head is
             built) for ``'mean'`` and ``'max'``. Defaults to None.
@@ -136,6 +142,8 @@ class SSREncoderDecoder(EncoderDecoder):
                          train_cfg=train_cfg, test_cfg=test_cfg,
                          data_preprocessor=data_preprocessor, pretrained=pretrained,
                          init_cfg=init_cfg)
+        # backbone outputs vs neck in_channels vs heads' in_channels / in_index
+        check_encoder_decoder(self)
         self.fusion = fusion
         self.phi = phi
         self.terminal = terminal
@@ -147,10 +155,26 @@ class SSREncoderDecoder(EncoderDecoder):
         self.scale_attention: Optional[nn.Module] = None
         if fusion in sf.DENSITY_METHODS:
             kwargs = dict(scale_attention or {})
+            in_channels = kwargs.pop('in_channels', conv_seg.in_channels)
+            if in_channels != conv_seg.in_channels:
+                raise ValueError(
+                    'SSREncoderDecoder: scale_attention.in_channels must equal the decode '
+                    f"head's conv_seg.in_channels ({conv_seg.in_channels}, the channels of the "
+                    f'features it classifies), got {in_channels!r}')
+            out_channels = kwargs.pop('out_channels', 1)
+            if out_channels != 1:
+                raise ValueError('SSREncoderDecoder: scale_attention.out_channels must be 1 '
+                                 f'(one density per pixel), got {out_channels!r}')
+            accepted = set(inspect.signature(SpatialAttention).parameters) - {
+                'in_channels', 'out_channels'}
+            unknown = sorted(set(kwargs) - accepted)
+            if unknown:
+                raise TypeError(f'SSREncoderDecoder: scale_attention has unknown keys {unknown}, '
+                                f'expected some of {sorted(accepted)}')
             kwargs.setdefault('activation', 'abs' if fusion == 'ssr' and phi == 'abs' else None)
             kwargs.setdefault('norm_cfg',
                               getattr(self.decode_head, 'norm_cfg', None) or dict(type='BN'))
-            self.scale_attention = SpatialAttention(conv_seg.in_channels, 1, **kwargs)
+            self.scale_attention = SpatialAttention(in_channels, 1, **kwargs)
 
     # ------------------------------------------------------------------ building blocks
     @contextmanager
@@ -175,9 +199,9 @@ class SSREncoderDecoder(EncoderDecoder):
         return F.interpolate(inputs, size=size, mode='bilinear', align_corners=False)
 
     def _decode(self, x: Tensor, base_size: Tuple[int, int],
-                density_size: Optional[Tuple[int, int]] = None
-                ) -> Tuple[Tensor, Optional[Tensor], List[Tensor]]:
-        """Logits, density and features of one (resized) input.
+                density_size: Optional[Tuple[int, int]] = None, with_aux: bool = False
+                ) -> Tuple[Tensor, Optional[Tensor], List[Tensor], Optional[Tensor]]:
+        """Logits, density, features and head auxiliary logits of one (resized) input.
 
         Args:
             x (Tensor): Input at some scale, (N, 3, H_s, W_s).
@@ -186,15 +210,23 @@ class SSREncoderDecoder(EncoderDecoder):
                 before the scale attention. Defaults to None: the 1.0-scale feature size,
                 estimated as this scale's feature size divided by the scale (callers pass the
                 first scale's size to the next ones, so every density has the same size).
+            with_aux (bool): Also return the head's own auxiliary logits (the soft object
+                regions of :class:`~mmseg_fusion.models.OCRBlockHead`), for heads that have
+                ``forward_with_aux``. Defaults to False.
 
         Returns:
             tuple: logits (N, C, H_s', W_s') straight from the head, density (N, 1, h, w) at
-            the 1.0-scale feature size (None without a scale-attention head), and the
-            backbone/neck features.
+            the 1.0-scale feature size (None without a scale-attention head), the
+            backbone/neck features, and the head's auxiliary logits (N, C, H_s', W_s') (None
+            unless ``with_aux`` and the head has them).
         """
         feats = self.extract_feat(x)
+        head_aux = None
         with self._capture_cls_input() as store:
-            logits = self.decode_head.forward(feats)
+            if with_aux and self._head_has_aux:
+                logits, head_aux = self.decode_head.forward_with_aux(feats)
+            else:
+                logits = self.decode_head.forward(feats)
         density = None
         if self.scale_attention is not None:
             if not store:
@@ -209,7 +241,13 @@ class SSREncoderDecoder(EncoderDecoder):
             if (fh, fw) != size:
                 feat = F.interpolate(feat, size=size, mode='bilinear', align_corners=False)
             density = self.scale_attention(feat)
-        return logits, density, feats
+        return logits, density, feats, head_aux
+
+    @property
+    def _head_has_aux(self) -> bool:
+        """Whether the decode head has its own auxiliary output (``forward_with_aux``)."""
+        return (callable(getattr(self.decode_head, 'forward_with_aux', None))
+                and callable(getattr(self.decode_head, 'loss_aux_by_feat', None)))
 
     def _to_size(self, x: Tensor, size: Sequence[int]) -> Tensor:
         if tuple(x.shape[-2:]) == tuple(size):
@@ -234,7 +272,7 @@ class SSREncoderDecoder(EncoderDecoder):
                 x2 = min(w_idx * w_stride + w_crop, w_img)
                 y1, x1 = max(y2 - h_crop, 0), max(x2 - w_crop, 0)
                 crop = x[:, :, y1:y2, x1:x2]
-                logits, density, _ = self._decode(crop, crop.shape[-2:])
+                logits, density, _, _ = self._decode(crop, crop.shape[-2:])
                 out = self._to_size(logits, crop.shape[-2:])
                 if density is not None:
                     density = F.interpolate(density, size=crop.shape[-2:], mode='bilinear',
@@ -262,7 +300,7 @@ class SSREncoderDecoder(EncoderDecoder):
             if density is not None:
                 density = F.interpolate(density, size=base, mode='bilinear', align_corners=False)
         else:
-            logits, density, _ = self._decode(x, base, density_size)
+            logits, density, _, _ = self._decode(x, base, density_size)
         return self._to_size(logits, base), density
 
     def _fuse(self, inputs: Tensor, scales: Sequence[float], return_weights: bool
@@ -326,20 +364,29 @@ class SSREncoderDecoder(EncoderDecoder):
             data_samples (list[:obj:`SegDataSample`]): With ``gt_sem_seg``.
 
         Returns:
-            dict[str, Tensor]: ``decode.*`` (fused), ``scale_<s>.*`` (per scale, weighted) and
-            ``aux*.*`` losses.
+            dict[str, Tensor]: ``decode.*`` (fused), ``scale_<s>.*`` (per scale, weighted),
+            ``decode.aux_ocr.*`` (the head's own auxiliary logits fused with the same weights,
+            for heads with ``forward_with_aux`` such as ``OCRBlockHead``) and ``aux*.*``
+            losses.
         """
         base = tuple(inputs.shape[-2:])
         state = sf.init_fusion(self.fusion, self.phi, self.terminal)
+        # the head's own auxiliary logits (OCR soft regions) are fused with the same weights
+        aux_state = (sf.init_fusion(self.fusion, self.phi, self.terminal)
+                     if self._head_has_aux else None)
         losses = dict()
         density_size = None
         for i, scale in enumerate(self.train_scales):
             x = self._resize_input(inputs, scale)
-            logits, density, feats = self._decode(x, base, density_size)
+            last = i == len(self.train_scales) - 1
+            logits, density, feats, head_aux = self._decode(x, base, density_size,
+                                                            with_aux=aux_state is not None)
             if density is not None:
                 density_size = tuple(density.shape[-2:])
             logits = self._to_size(logits, base)
-            sf.update_fusion(state, logits, density, last=i == len(self.train_scales) - 1)
+            sf.update_fusion(state, logits, density, last=last)
+            if aux_state is not None:
+                sf.update_fusion(aux_state, self._to_size(head_aux, base), density, last=last)
             if self.scale_loss_weight > 0:
                 scale_losses = self.decode_head.loss_by_feat(logits, data_samples)
                 for key, value in scale_losses.items():
@@ -351,6 +398,10 @@ class SSREncoderDecoder(EncoderDecoder):
         fused = sf.finish_fusion(state)
         for key, value in self.decode_head.loss_by_feat(fused, data_samples).items():
             losses[f'decode.{key}'] = value
+        if aux_state is not None:
+            aux_losses = self.decode_head.loss_aux_by_feat(sf.finish_fusion(aux_state),
+                                                           data_samples)
+            losses.update({f'decode.{key}': value for key, value in aux_losses.items()})
         return losses
 
     def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
@@ -424,7 +475,7 @@ class SSREncoderDecoder(EncoderDecoder):
         which for views at scales > 1 is larger than the original image.
         """
         base = tuple(inputs.shape[-2:])
-        logits, density, _ = self._decode(inputs, base)
+        logits, density, _, _ = self._decode(inputs, base)
         for i, sample in enumerate(data_samples):
             # (C, H_ori, W_ori)
             seg_logits = self._restore(logits[i:i + 1], sample.metainfo)[0]

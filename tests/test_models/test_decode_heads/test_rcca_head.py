@@ -74,6 +74,14 @@ def test_bad_recurrence(value):
         build(recurrence=value)
 
 
+@pytest.mark.parametrize('channels', [4, 0, 8.0])
+def test_channels_too_small_for_the_attention(channels):
+    # the criss-cross query and key have channels // 8 channels
+    with pytest.raises(ValueError, match=rf'RCCAHead: channels must be an int >= 8 .*'
+                                         rf'got {channels!r}'):
+        build(channels=channels)
+
+
 def test_num_convs_is_fixed():
     with pytest.raises(ValueError, match='RCCAHead: num_convs is fixed to 2'):
         build(num_convs=1)

@@ -96,6 +96,12 @@ def test_init_weights_is_kaiming_fan_in():
 @pytest.mark.parametrize('kwargs,match', [
     (dict(in_channels=[8]), r'AFANeck: in_channels must be a list of at least 2 positive ints '
                             r'\(one per backbone level\), got \[8\]'),
+    (dict(in_channels=[8, -16, 32, 64]), r'AFANeck: in_channels must be a list of at least 2 '
+                                         r'positive ints .* got \[8, -16, 32, 64\]'),
+    (dict(in_channels=[8, True, 32, 64]), r'AFANeck: in_channels .* got \[8, True, 32, 64\]'),
+    (dict(in_channels=(8, )), r'AFANeck: in_channels .* got \(8,\)'),
+    (dict(fused_channels=0), r'AFANeck: fused_channels must be None or an int >= 1, got 0'),
+    (dict(reduction=0), r'AFANeck: reduction must be in \[1, 8\] .*got 0'),
     (dict(fusion='sum'), r"AFANeck: fusion must be one of \('afa', 'concat', 'add'\), "
                          r"got 'sum'"),
     (dict(fused_levels=4), r'AFANeck: fused_levels must be an int in \[1, 3\] for 4 '
@@ -136,7 +142,7 @@ CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.dirname(
 
 def test_configs_build(method_configs):
     init_default_scope('mmseg')
-    for name, cfg in method_configs('afa', 5):
+    for name, cfg in method_configs('afa', 8):
         cfg.model.pretrained = None
         cfg.model.backbone.pop('init_cfg', None)
         model = MODELS.build(cfg.model)

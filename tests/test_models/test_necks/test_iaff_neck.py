@@ -99,6 +99,14 @@ def test_init_weights_is_xavier_on_every_conv():
 
 @pytest.mark.parametrize('kwargs,match', [
     (dict(in_channels=[]), r"IAFFNeck: in_channels must be a non-empty list .* got \[\]"),
+    (dict(in_channels=[4, 0, 16, 32]), r'IAFFNeck: in_channels must be a non-empty list of '
+                                       r'positive ints .* got \[4, 0, 16, 32\]'),
+    (dict(in_channels=[4, 8.0, 16, 32]), r'IAFFNeck: in_channels .* got \[4, 8.0, 16, 32\]'),
+    (dict(in_channels=32), r'IAFFNeck: in_channels .* got 32'),
+    (dict(out_channels=0), r'IAFFNeck: out_channels must be an int >= 1, got 0'),
+    (dict(num_outs=0), r'IAFFNeck: num_outs must be an int >= 1, got 0'),
+    (dict(out_channels=8, reduction=0), r'IAFFNeck: reduction must be a positive divisor of '
+                                        r'out_channels \(8\), got 0'),
     (dict(fusion='cat'), r"IAFFNeck: fusion must be one of .* got 'cat'"),
     (dict(reduction=3), r'IAFFNeck: reduction must be a positive divisor of out_channels '
                         r'\(8\), got 3'),

@@ -213,6 +213,87 @@ def test_bad_arguments(kwargs, match):
         build(**kwargs)
 
 
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(test_cfg=dict(mode='whole', scales=(1.0, 0.5))),
+     r'SSREncoderDecoder: test_cfg.scales must be a sequence of positive numbers sorted '
+     r'ascending and containing 1.0, got \(1.0, 0.5\)'),
+    (dict(test_cfg=dict(mode='whole', scales=(0.5, 1.5))),
+     r'SSREncoderDecoder: test_cfg.scales .* containing 1.0, got \(0.5, 1.5\)'),
+    (dict(train_scales=(0.5, 2.0)),
+     r'SSREncoderDecoder: train_scales .* containing 1.0, got \(0.5, 2.0\)'),
+    (dict(fusion='median'),
+     r"SSREncoderDecoder: fusion must be one of \('ssr', 'hma', 'softmax', 'mean', 'max'\), "
+     r"got 'median'"),
+    (dict(phi='exp'), r"SSREncoderDecoder: phi must be 'abs' or 'softplus', got 'exp'"),
+])
+def test_bad_scales_fusion_and_phi_name_the_component(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build(**kwargs)
+
+
+# the BASE backbone gives 4 outputs with channels [8, 16, 32, 64]
+IAFF_NECK = dict(type='IAFFNeck', in_channels=[8, 16, 32, 64], out_channels=8, num_outs=4,
+                 reduction=2, norm_cfg=NORM)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(neck=dict(IAFF_NECK, in_channels=[8, 16, 32])),
+     r'SSREncoderDecoder: neck \(IAFFNeck\) in_channels must be \[8, 16, 32, 64\] \(one entry '
+     r'per output of ResNetV1c, 4 outputs\), got \[8, 16, 32\]'),
+    (dict(neck=dict(IAFF_NECK, in_channels=[8, 16, 32, 32])),
+     r'SSREncoderDecoder: neck \(IAFFNeck\) in_channels must be \[8, 16, 32, 64\] .*'
+     r'got \[8, 16, 32, 32\]'),
+    (dict(decode_head=dict(BASE['decode_head'], in_index=4)),
+     r'SSREncoderDecoder: decode_head \(FCNHead\) in_index must index one of the 4 outputs of '
+     r'ResNetV1c \(in \[-4, 3\]\), got 4'),
+    (dict(decode_head=dict(BASE['decode_head'], in_channels=32)),
+     r'SSREncoderDecoder: decode_head \(FCNHead\) in_channels must be 64 \(the channels of '
+     r'ResNetV1c output 3\), got 32'),
+    (dict(auxiliary_head=dict(AUX, in_index=-5)),
+     r'SSREncoderDecoder: auxiliary_head \(FCNHead\) in_index must index one of the 4 outputs '
+     r'of ResNetV1c \(in \[-4, 3\]\), got -5'),
+    (dict(neck=IAFF_NECK, decode_head=dict(BASE['decode_head'], in_channels=8, in_index=4)),
+     r'SSREncoderDecoder: decode_head \(FCNHead\) in_index must index one of the 4 outputs of '
+     r'IAFFNeck \(in \[-4, 3\]\), got 4'),
+    (dict(neck=IAFF_NECK, decode_head=dict(BASE['decode_head'], in_channels=8),
+          auxiliary_head=[dict(AUX, in_channels=8), AUX]),
+     r'SSREncoderDecoder: auxiliary_head\[1\] \(FCNHead\) in_channels must be 8 \(the channels '
+     r'of IAFFNeck output 2\), got 32'),
+])
+def test_backbone_neck_head_mismatch_raises_at_build(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build(**kwargs)
+
+
+def test_matching_neck_and_heads_build_and_keep_train_mode():
+    model = build(neck=IAFF_NECK, decode_head=dict(BASE['decode_head'], in_channels=8,
+                                                   in_index=0),
+                  auxiliary_head=dict(AUX, in_channels=8))
+    assert model.training and all(m.training for m in model.modules())
+    losses = model.loss(torch.randn(2, 3, 32, 32), samples(2, 32, 32))
+    assert torch.isfinite(losses['decode.loss_ce'])
+
+
+@pytest.mark.parametrize('scale_attention, error, match', [
+    (dict(in_channels=16), ValueError,
+     r"SSREncoderDecoder: scale_attention.in_channels must equal the decode head's "
+     r'conv_seg.in_channels \(8, .*\), got 16'),
+    (dict(out_channels=2), ValueError,
+     r'SSREncoderDecoder: scale_attention.out_channels must be 1 .*got 2'),
+    (dict(mid=4), TypeError, r"SSREncoderDecoder: scale_attention has unknown keys \['mid'\]"),
+])
+def test_bad_scale_attention(scale_attention, error, match):
+    with pytest.raises(error, match=match):
+        build(scale_attention=scale_attention)
+
+
+def test_explicit_scale_attention_in_channels():
+    model = build(scale_attention=dict(in_channels=8, out_channels=1, mid_channels=4))
+    assert model.scale_attention.conv.conv.in_channels == 8
+    # unused (no density head) with the density-free fusions
+    assert build(fusion='mean', scale_attention=dict(in_channels=16)).scale_attention is None
+
+
 def test_default_test_scales_and_attention_config():
     model = build(test_cfg=dict(mode='whole'), fusion='hma',
                   scale_attention=dict(mid_channels=4))

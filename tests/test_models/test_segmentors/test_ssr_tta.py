@@ -158,6 +158,29 @@ def test_fallback_without_densities_is_softmax_mean():
         build_tta(fusion='max')
 
 
+@pytest.mark.parametrize('segmentor, match', [
+    (dict(test_cfg=dict(mode='whole', scales=(1.0, 0.5))),
+     r'SSREncoderDecoder: test_cfg.scales must be a sequence of positive numbers sorted '
+     r'ascending and containing 1.0, got \(1.0, 0.5\)'),
+    (dict(train_scales=(0.5, 0.75)), r'SSREncoderDecoder: train_scales .* got \(0.5, 0.75\)'),
+    (dict(phi='exp'), r"SSREncoderDecoder: phi must be 'abs' or 'softplus', got 'exp'"),
+    (dict(decode_head=dict(SEGMENTOR['decode_head'], in_index=4)),
+     r'SSREncoderDecoder: decode_head \(FCNHead\) in_index must index one of the 4 outputs '
+     r'of ResNetV1c \(in \[-4, 3\]\), got 4'),
+])
+def test_bad_segmentor_raises_when_the_tta_model_is_built(segmentor, match):
+    # the views' scales come from the tta_pipeline (sorted per flip group at run time); the
+    # wrapped segmentor's own arguments are checked when SSRTTAModel builds it
+    with pytest.raises(ValueError, match=match):
+        build_tta(dict(copy.deepcopy(SEGMENTOR), **segmentor))
+
+
+def test_bad_fusion_names_the_component():
+    with pytest.raises(ValueError, match=r"SSRTTAModel: fusion must be one of \('ssr', 'hma', "
+                                         r"'softmax'\) or None, got 'median'"):
+        build_tta(fusion='median')
+
+
 def test_streaming_keeps_one_view_alive():
     model = build_tta()
     live, peak = [], [0]
