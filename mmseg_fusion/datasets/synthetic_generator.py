@@ -29,6 +29,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..utils.stale_temporaries import remove_stale_temporaries, temporary_prefix
+
 __all__ = ['CLASSES', 'PALETTE', 'generate_sample', 'generate_dataset']
 
 CLASSES: Tuple[str, ...] = ('background', 'disc', 'square', 'triangle', 'ring')
@@ -170,7 +172,8 @@ def generate_dataset(out_dir: str,
             'pass overwrite=True (--overwrite) to replace it')
     parent = osp.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f'.{osp.basename(out_dir)}.partial-', dir=parent)
+    remove_stale_temporaries(out_dir)
+    tmp = tempfile.mkdtemp(prefix=temporary_prefix(out_dir, 'partial-'), dir=parent)
     splits: Sequence[Tuple[str, int]] = (('train', num_train), ('val', num_val))
     total, done = num_train + num_val, 0
     try:
@@ -188,7 +191,7 @@ def generate_dataset(out_dir: str,
                 if progress is not None:
                     progress(done, total)
         if osp.lexists(out_dir):
-            old = tempfile.mkdtemp(prefix=f'.{osp.basename(out_dir)}.old-', dir=parent)
+            old = tempfile.mkdtemp(prefix=temporary_prefix(out_dir, 'old-'), dir=parent)
             os.replace(out_dir, osp.join(old, 'data'))
             os.replace(tmp, out_dir)
             shutil.rmtree(old, ignore_errors=True)

@@ -25,6 +25,7 @@ from typing import Any, Dict, Mapping, Tuple
 import numpy as np
 import torch
 
+from ..utils.stale_temporaries import remove_stale_temporaries, temporary_prefix
 from .checkpoint import load_checkpoint_file
 
 __all__ = [
@@ -193,7 +194,8 @@ def atomic_save(obj: Any, path: str, overwrite: bool = False) -> str:
     folder = osp.dirname(osp.abspath(path))
     if not overwrite and osp.lexists(path):
         raise FileExistsError(f'{path} exists; refusing to overwrite it')
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.partial', dir=folder)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix='.partial', dir=folder)
     try:
         with os.fdopen(fd, 'wb') as f:
             # a file object, so the archive's inner name does not depend on the temporary name
@@ -253,8 +255,8 @@ def publish_checkpoint(in_file: str, out_file: str,
         raise FileNotFoundError(f'publish: output folder {folder!r} does not exist')
     hashed_filename(out_file, '0' * 64)  # validates the name before any work
     published = publishable_checkpoint(load_checkpoint_file(in_file, map_location='cpu'))
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(out_file)}.', suffix='.partial',
-                               dir=folder)
+    remove_stale_temporaries(out_file)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(out_file), suffix='.partial', dir=folder)
     try:
         with os.fdopen(fd, 'wb') as f:
             torch.save(published, f)

@@ -1,4 +1,7 @@
 """Helpers shared by the package (no registry, no models)."""
+from .stale_temporaries import remove_stale_temporaries, temporary_prefix
 from .version_check import TESTED_VERSIONS, check_host_versions
 
-__all__ = ['TESTED_VERSIONS', 'check_host_versions']
+__all__ = [
+    'TESTED_VERSIONS', 'check_host_versions', 'remove_stale_temporaries', 'temporary_prefix'
+]

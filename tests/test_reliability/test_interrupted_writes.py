@@ -4,17 +4,18 @@ The tools write into a temporary name next to the target and move it into place 
 
 * ``tools/misc/publish_model.py`` (:func:`mmseg_fusion.engine.publish_checkpoint`) and
   ``tools/model_converters/*2fusion.py`` (:func:`mmseg_fusion.engine.atomic_save`): a
-  ``mkstemp`` file ``.<name>.<random>.partial`` in the output folder, then ``os.link`` (or
-  ``os.replace``);
+  ``mkstemp`` file ``.<name>.pid<PID>-<random>.partial`` in the output folder, then
+  ``os.link`` (or ``os.replace``);
 * ``tools/dataset_converters/synthetic_scales.py`` (:func:`mmseg_fusion.datasets.generate_dataset`):
-  a ``mkdtemp`` folder ``.<name>.partial-<random>`` next to the target, then ``os.replace``
-  (with ``--overwrite``, the old folder is first moved into ``.<name>.old-<random>``).
+  a ``mkdtemp`` folder ``.<name>.pid<PID>-partial-<random>`` next to the target, then
+  ``os.replace`` (with ``--overwrite``, the old folder is first moved into
+  ``.<name>.pid<PID>-old-<random>``).
 
 Each tool is killed (``SIGKILL`` to its process group) once its temporary output exists and is
 being written; the final name must then be absent (or, when it existed before, unchanged).
 Their ``finally``/``except`` clean-up cannot run under SIGKILL, so the temporary file or folder
-stays behind: a hidden name that no later run reuses or removes (each run draws a new random
-name), so stale ones accumulate until removed by hand. A second run is not disturbed by them.
+stays behind; the next write of the same target removes it (its writer's process id is in the
+name and that process is dead, see :mod:`mmseg_fusion.utils.stale_temporaries`) and succeeds.
 """
 import glob
 import os
@@ -32,8 +33,8 @@ CCNET_CONFIG = ('configs', 'ccnet', 'ccnet-official_r101-d8_4xb2-60k_cityscapes-
 
 
 def partial_files(folder: str, name: str) -> list:
-    """Temporary files ``.<name>.<random>.partial`` of ``atomic_save``/``publish_checkpoint``."""
-    return glob.glob(osp.join(glob.escape(folder), f'.{glob.escape(name)}.*.partial'))
+    """Temporary files ``.<name>.pid<PID>-<random>.partial`` of the atomic writers."""
+    return glob.glob(osp.join(glob.escape(folder), f'.{glob.escape(name)}.pid*.partial'))
 
 
 def being_written(folder: str, name: str) -> bool:
@@ -89,15 +90,16 @@ def test_publish_model_killed_while_writing(tmp_path, official_ccnet, repo_root,
     stale = partial_files(str(out_dir), 'ccnet.pth')
     assert len(stale) == 1 and sorted(os.listdir(out_dir)) == [osp.basename(stale[0])]
 
-    # a second run (in this process: the tool is a thin CLI) is not disturbed by the stale file,
-    # which it leaves alone
+    # a second run (in this process: the tool is a thin CLI) removes the dead writer's
+    # temporary file and publishes
     path, _ = publish_checkpoint(official_ccnet, out_file)
     assert glob.glob(str(out_dir / 'ccnet-*.pth')) == [path]
     weights = torch.load(path, weights_only=True)['state_dict']
     source = torch.load(official_ccnet, weights_only=True)
     assert list(weights) == list(source)
     assert all(torch.equal(weights[k], source[k]) for k in source)
-    assert partial_files(str(out_dir), 'ccnet.pth') == stale
+    assert partial_files(str(out_dir), 'ccnet.pth') == []
+    assert sorted(os.listdir(out_dir)) == [osp.basename(path)]
 
 
 @pytest.mark.slow
@@ -115,6 +117,12 @@ def test_converter_killed_while_writing(tmp_path, official_ccnet, repo_root, sta
     assert not osp.lexists(dst)
     stale = partial_files(str(out_dir), dst.name)
     assert len(stale) == 1 and sorted(os.listdir(out_dir)) == [osp.basename(stale[0])]
+    # the next conversion removes the dead writer's temporary file
+    from mmseg_fusion.converters import convert_ccnet
+    from mmseg_fusion.converters.cli import converter_main
+    config = osp.join(repo_root, *CCNET_CONFIG)
+    assert converter_main('CCNet', convert_ccnet, config, 't', [official_ccnet, str(dst)]) == 0
+    assert sorted(os.listdir(out_dir)) == [dst.name]
 
 
 def tree(folder: str) -> dict:
@@ -146,7 +154,7 @@ def test_data_generator_killed_midway(existing, tmp_path, repo_root, start_tool,
 
     def midway() -> bool:
         # at least 10 training images written into the temporary folder
-        pattern = osp.join(glob.escape(str(parent)), '.synthetic_scales.partial-*', 'img_dir',
+        pattern = osp.join(glob.escape(str(parent)), '.synthetic_scales.pid*-partial-*', 'img_dir',
                            'train', '*.png')
         return len(glob.glob(pattern)) >= 10
 
@@ -159,11 +167,11 @@ def test_data_generator_killed_midway(existing, tmp_path, repo_root, start_tool,
     else:
         assert not osp.lexists(out_dir)
     stale = [name for name in os.listdir(parent) if name != 'synthetic_scales']
-    assert len(stale) == 1 and stale[0].startswith('.synthetic_scales.partial-'), stale
+    assert len(stale) == 1 and stale[0].startswith(f'.synthetic_scales.pid{proc.pid}-partial-')
     assert len(os.listdir(parent / stale[0] / 'img_dir' / 'train')) >= 10
 
-    # a second run (in this process: the tool is a thin CLI) completes next to the stale folder
+    # a second run (in this process: the tool is a thin CLI) removes the dead writer's folder
     generate_dataset(str(out_dir), num_train=3, num_val=2, image_size=32, overwrite=True)
     assert len(os.listdir(out_dir / 'img_dir' / 'train')) == 3
     assert len(os.listdir(out_dir / 'ann_dir' / 'val')) == 2
-    assert stale[0] in os.listdir(parent)
+    assert os.listdir(parent) == ['synthetic_scales']
