@@ -2,7 +2,8 @@
 
 ``import mmseg_fusion`` (or ``custom_imports = dict(imports=['mmseg_fusion'])`` in a config)
 registers every model, dataset and engine component into the mmseg / mmengine registries and
-makes mmengine load its own checkpoints on PyTorch >= 2.6 (see :mod:`mmseg_fusion.engine`).
+makes mmengine load its own checkpoints on PyTorch >= 2.6 and write local files atomically
+(see :mod:`mmseg_fusion.engine`).
 """
 from .utils import check_host_versions
 from .version import __version__
@@ -12,5 +13,6 @@ check_host_versions()
 from . import datasets, engine, models  # noqa: E402  (registers into the registries)
 
 engine.register_checkpoint_loader()
+engine.register_atomic_local_backend()
 
 __all__ = ['__version__', 'datasets', 'engine', 'models']

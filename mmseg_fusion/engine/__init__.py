@@ -1,4 +1,5 @@
 """What makes the host stack (mmengine 0.10.7, mmseg 1.2.2) work on today's PyTorch."""
+from .atomic_backend import AtomicLocalBackend, register_atomic_local_backend
 from .checkpoint import (
     CheckpointSecurityError,
     load_checkpoint_file,
@@ -21,10 +22,11 @@ from .runner import build_runner, default_work_dir
 from .sync_bn import CPUSyncBatchNorm, convert_sync_batchnorm_for_cpu
 
 __all__ = [
-    'CPUSyncBatchNorm', 'CheckpointSecurityError', 'FusionDistributedDataParallel',
-    'RNGStateHook', 'atomic_save', 'build_runner', 'convert_sync_batchnorm_for_cpu',
-    'default_work_dir', 'get_rng_states', 'hashed_filename', 'load_checkpoint_file',
-    'load_local_checkpoint', 'mmengine_safe_globals', 'plain_value', 'publish_checkpoint',
-    'publishable_checkpoint', 'register_checkpoint_loader', 'set_rng_states',
-    'setup_distributed', 'sha256_file', 'software_versions'
+    'AtomicLocalBackend', 'CPUSyncBatchNorm', 'CheckpointSecurityError',
+    'FusionDistributedDataParallel', 'RNGStateHook', 'atomic_save', 'build_runner',
+    'convert_sync_batchnorm_for_cpu', 'default_work_dir', 'get_rng_states', 'hashed_filename',
+    'load_checkpoint_file', 'load_local_checkpoint', 'mmengine_safe_globals', 'plain_value',
+    'publish_checkpoint', 'publishable_checkpoint', 'register_atomic_local_backend',
+    'register_checkpoint_loader', 'set_rng_states', 'setup_distributed', 'sha256_file',
+    'software_versions'
 ]
