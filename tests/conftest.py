@@ -9,7 +9,7 @@ import os.path as osp
 import socket
 import subprocess
 import sys
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Sequence, Tuple
 
 import pytest
 
@@ -409,3 +409,14 @@ def assert_same_training_state() -> Callable[[str, str], None]:
             same(a['meta'][key], b['meta'][key], f'meta[{key!r}]')
 
     return check
+
+
+@pytest.fixture(scope='module')
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for a module of tiny-tensor tests (OpenMP threads only add overhead,
+    10x and more on a loaded machine): ``pytestmark = pytest.mark.usefixtures('one_thread')``."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -21,7 +21,7 @@ every property again with more examples.
 """
 import contextlib
 import math
-from typing import Callable, Iterator, List, Sequence
+from typing import Callable, List, Sequence
 
 import pytest
 import torch
@@ -61,14 +61,7 @@ MODE = st.sampled_from(['float64', 'float32', 'bfloat16'])
 
 
 # ---------------------------------------------------------------------------------- helpers
-@pytest.fixture(autouse=True, scope='module')
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: the tensors are tiny, and OpenMP threads only add overhead (10x
-    and more on a loaded machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def randn(gen: torch.Generator, *shape: int, scale: float = 1.) -> torch.Tensor:

@@ -25,7 +25,7 @@ Examples are derandomised (the same on every run). ``test_thorough`` (marked ``s
 every property again with more examples.
 """
 import contextlib
-from typing import Callable, Iterator, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import pytest
 import torch
@@ -67,14 +67,7 @@ MODE = st.sampled_from(['float64', 'float32', 'bfloat16'])
 
 
 # ---------------------------------------------------------------------------------- helpers
-@pytest.fixture(autouse=True, scope='module')
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: the tensors are tiny, and OpenMP threads only add overhead (10x
-    and more on a loaded machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def randomise(module: nn.Module, seed: int, mode: str) -> nn.Module:
