@@ -192,6 +192,9 @@ def memory_cpu(name: str, shape: Shape, mode: str, threads: int) -> float:
            '--memory-shape', ','.join(map(str, shape)), '--memory-mode', mode,
            '--threads', str(threads)]
     env = dict(os.environ, MMSEG_FUSION_SKIP_VERSION_CHECK='1')
+    # a fixed mmap threshold: glibc otherwise raises it after frees and keeps freed large
+    # blocks resident, so the resident set would not follow the live tensors
+    env.setdefault('MALLOC_MMAP_THRESHOLD_', '131072')
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
     if proc.returncode or not lines:

@@ -10,7 +10,8 @@ see the same batch: one image, views = scales x {no flip, flip} (6 by default) b
 view with its density and fuses it into a running SSR state at once.
 
 Peak memory on CPU: each model is measured in its own fresh process. Tensors of more than 128
-KiB (every per-view logit map here) are ``mmap``-allocated by glibc's malloc and unmapped when
+KiB (every per-view logit map here) are ``mmap``-allocated by glibc's malloc (the children run
+with ``MALLOC_MMAP_THRESHOLD_=131072``, so the threshold stays there) and unmapped when
 freed, so the resident set follows the bytes of live large tensors; the peak resident set
 (``ru_maxrss``) during ``test_step`` minus the resident set just before it is the peak of the
 memory the TTA step allocates (network activations plus the views held for the merge; the
@@ -119,6 +120,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             str(args.width), '--classes', str(args.classes), '--repeat', str(args.repeat),
             '--threads', str(args.threads), '--scales', *map(str, args.scales)]
     env = dict(os.environ, MMSEG_FUSION_SKIP_VERSION_CHECK='1')
+    # a fixed mmap threshold: glibc otherwise raises it after frees and keeps freed large
+    # blocks resident, so the resident set would not follow the live tensors
+    env.setdefault('MALLOC_MMAP_THRESHOLD_', '131072')
     for kind in ('seg', 'ssr'):
         proc = subprocess.run(base + ['--worker', kind], capture_output=True, text=True,
                               env=env, check=False)
