@@ -98,3 +98,29 @@ def test_foreign_objects_are_refused(tmp_path, make):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match='can not be found'):
         load_local_checkpoint(str(tmp_path / 'nope.pth'))
+
+
+def test_every_torch_load_of_ours_is_weights_only():
+    """No code path of the package or its tools calls ``torch.load``/``pickle.load`` otherwise."""
+    import ast
+
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    calls, unsafe = 0, []
+    for folder in ('mmseg_fusion', 'tools'):
+        for dirpath, _, names in os.walk(osp.join(root, folder)):
+            for name in (n for n in names if n.endswith('.py')):
+                path = osp.join(dirpath, name)
+                with open(path) as f:
+                    tree = ast.parse(f.read())
+                for node in ast.walk(tree):
+                    if not isinstance(node, ast.Call):
+                        continue
+                    func = ast.unparse(node.func)
+                    if func in ('pickle.load', 'pickle.loads', 'torch.load'):
+                        calls += 1
+                        safe = func == 'torch.load' and any(
+                            k.arg == 'weights_only' and ast.unparse(k.value) == 'True'
+                            for k in node.keywords)
+                        if not safe:
+                            unsafe.append(f'{osp.relpath(path, root)}:{node.lineno}')
+    assert calls >= 1 and unsafe == [], unsafe
