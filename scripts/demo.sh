@@ -30,16 +30,33 @@ start=$SECONDS
 set -o pipefail
 "$PY" tools/train.py "$CONFIG" --work-dir "$WORK" --cfg-options "${data_opts[@]}" 2>&1 \
     | tee "$WORK.train.log" | grep --line-buffered -E 'Iter\(train\)|Error' \
-    | sed -u -E 's/^.* - INFO - //; s/  +/ /g' | cut -c1-110
+    | sed -u -E 's/^.* - INFO - //; s/  +/ /g; s/^(.{110}).*/\1/'
 echo "   trained in $((SECONDS - start)) s"
 
 ckpt="$(cat "$WORK/last_checkpoint")"
+rm -f "$WORK.test-single.log"
+metrics() { grep -Eo 'aAcc: [0-9.]+ +mIoU: [0-9.]+ +mAcc: [0-9.]+' "$1" | tail -1; }
+if grep -q SSREncoderDecoder "$WORK"/*.py 2>/dev/null; then
+    echo "== testing $ckpt at scale 1.0 only (the same checkpoint, no fusion)"
+    "$PY" tools/test.py "$CONFIG" "$ckpt" --work-dir "$WORK" \
+        --cfg-options "${data_opts[@]}" 'model.test_cfg.scales=(1.0,)' \
+        > "$WORK.test-single.log" 2>&1 || { tail -40 "$WORK.test-single.log"; exit 1; }
+fi
 echo "== testing $ckpt (multi-scale fusion of the config's test scales)"
 "$PY" tools/test.py "$CONFIG" "$ckpt" --work-dir "$WORK" --cfg-options "${data_opts[@]}" \
     > "$WORK.test.log" 2>&1 || { tail -40 "$WORK.test.log"; exit 1; }
+if [[ -f "$WORK.test-single.log" ]]; then
+    scales="$(grep -Eo 'scales=\([0-9., ]+\)' "$CONFIG" | tail -1)"
+    printf '\n| evaluation of the same checkpoint | aAcc | mIoU | mAcc |\n|---|---|---|---|\n'
+    for pair in "single scale 1.0:$WORK.test-single.log" "fused, test_cfg.${scales:-scales}:$WORK.test.log"; do
+        read -r _ aacc _ miou _ macc <<<"$(metrics "${pair#*:}")"
+        echo "| ${pair%%:*} | $aacc | $miou | $macc |"
+    done
+    echo
+fi
 awk '/per class results/ {on = 1}
      on {sub(/^.* - INFO - /, ""); print; if ($0 ~ /^\+-/) n++; if (n == 3) exit}' "$WORK.test.log"
-grep -Eo 'aAcc: [0-9.]+ +mIoU: [0-9.]+ +mAcc: [0-9.]+' "$WORK.test.log" | tail -1
+metrics "$WORK.test.log"
 
 if grep -q SSREncoderDecoder "$WORK"/*.py 2>/dev/null; then
     echo "== drawing the per-scale weights of 3 validation images"

@@ -6,7 +6,7 @@
 # every block), InPlace-ABN -> BN + LeakyReLU(0.01) in both heads (the converter turns the
 # InPlace-ABN weights w into |w| + 1e-5), a 512-channel auxiliary head (official `dsn`, its
 # conv bias folded into the BN by the converter), align_corners=True, BGR input minus
-# (104.008, 116.669, 122.675) without std division, 769x769 crops, batch 8, 60k iterations,
+# (104.00698793, 116.66876762, 122.67891434) without std division, 769x769 crops, batch 8, 60k iterations,
 # lr 0.01, weight decay 1e-4 (README command), 769x769 sliding-window test (stride 513,
 # official `predict_sliding` with 1/3 overlap).
 # Not reproduced: the official max-pool uses ceil_mode=True while mmseg's ResNet does not;
@@ -26,7 +26,7 @@ norm_cfg = dict(type='SyncBN', requires_grad=True)
 act_cfg = dict(type='LeakyReLU', negative_slope=0.01)  # InPlace-ABN's activation
 model = dict(
     data_preprocessor=dict(
-        mean=[104.008, 116.669, 122.675], std=[1.0, 1.0, 1.0], bgr_to_rgb=False,
+        mean=[104.00698793, 116.66876762, 122.67891434], std=[1.0, 1.0, 1.0], bgr_to_rgb=False,
         size=crop_size),
     pretrained=None,
     backbone=dict(depth=101, stem_channels=128, contract_dilation=False, norm_cfg=norm_cfg),

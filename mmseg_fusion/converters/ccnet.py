@@ -18,9 +18,10 @@ folded into the following BN: ``BN(conv(x) + b)`` uses ``running_mean - b``. The
 (shape [1]) becomes mmcv's ``gamma.scale`` (0-dim).
 
 Target: ``configs/ccnet/ccnet-official_r101-d8_4xb2-60k_cityscapes-769x769.py``. Input
-normalisation of the official release: BGR (cv2) on 0-255, minus (104.008, 116.669, 122.675),
-no division by a std: ``SegDataPreProcessor(mean=[104.008, 116.669, 122.675],
-std=[1.0, 1.0, 1.0], bgr_to_rgb=False)``, set in that config.
+normalisation of the official release (the exact values of its ``train.py`` and ``evaluate.py``):
+BGR (cv2) on 0-255, minus (104.00698793, 116.66876762, 122.67891434), no division by a std:
+``SegDataPreProcessor(mean=[104.00698793, 116.66876762, 122.67891434], std=[1.0, 1.0, 1.0],
+bgr_to_rgb=False)``, set in that config.
 """
 from collections import OrderedDict
 from typing import Any, Dict, List, Tuple
@@ -41,8 +42,8 @@ from .common import (
 __all__ = ['CCNET_INPUT_NORMALISATION', 'CCNET_RULES', 'convert_ccnet']
 
 #: data_preprocessor settings equivalent to the official input normalisation
-CCNET_INPUT_NORMALISATION = dict(mean=[104.008, 116.669, 122.675], std=[1.0, 1.0, 1.0],
-                                 bgr_to_rgb=False)
+CCNET_INPUT_NORMALISATION = dict(mean=[104.00698793, 116.66876762, 122.67891434],
+                                 std=[1.0, 1.0, 1.0], bgr_to_rgb=False)
 
 #: (official prefix, mmseg_fusion prefix)
 CCNET_RULES: Tuple[Tuple[str, str], ...] = (

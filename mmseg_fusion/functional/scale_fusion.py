@@ -180,7 +180,9 @@ def update_fusion(state: dict, logits: torch.Tensor, density: Optional[torch.Ten
         state (dict): State of :func:`init_fusion`.
         logits (Tensor): Logits of this scale, (N, C, H, W), at the common output size.
         density (Tensor, optional): Density (score) of this scale, (N, 1, h, w); needed by
-            ``'ssr'``, ``'hma'`` and ``'softmax'``. Defaults to None.
+            ``'ssr'``, ``'hma'`` and ``'softmax'``. For ``'ssr'``/``'hma'`` the weights are
+            computed at the first scale's density size (a later density of another size is
+            resized bilinearly to it) and resized to the logits. Defaults to None.
         last (bool): Whether this is the finest scale (used by terminal SSR/HMA).
             Defaults to False.
         return_weight (bool): Return this scale's weight at the logits size (for the running
@@ -199,8 +201,10 @@ def update_fusion(state: dict, logits: torch.Tensor, density: Optional[torch.Ten
     weight = None
     if method in ('ssr', 'hma'):
         if state['aux'] is None:
-            # running log-transmittance, at the density size
+            # running log-transmittance, at the (first) density size
             state['aux'] = torch.zeros_like(_work(density))
+        elif density.shape[-2:] != state['aux'].shape[-2:]:
+            density = _resize(density, state['aux'].shape[-2:])
         if state['terminal'] and last:
             w = state['aux'].exp()
         else:

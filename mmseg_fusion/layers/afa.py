@@ -44,6 +44,9 @@ class SpatialAttention(nn.Module):
         conv_cfg (dict, optional): Conv layer config. Defaults to None.
         norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
         act_cfg (dict): Activation of the inner convs. Defaults to ``dict(type='ReLU')``.
+        bias_init (float, optional): Give the final 1x1 conv a bias initialised to this value
+            (the map starts near ``activation(bias_init)``). Defaults to None: no bias, as the
+            official module (and its checkpoints' keys).
     """
 
     def __init__(self,
@@ -54,7 +57,8 @@ class SpatialAttention(nn.Module):
                  kernel_size: int = 3,
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN'),
-                 act_cfg: dict = dict(type='ReLU')) -> None:
+                 act_cfg: dict = dict(type='ReLU'),
+                 bias_init: Optional[float] = None) -> None:
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f'SpatialAttention: activation must be one of {_ACTIVATIONS}, '
@@ -71,7 +75,15 @@ class SpatialAttention(nn.Module):
                                padding=kernel_size // 2, **common)
         self.conv_inner = ConvModule(mid_channels, mid_channels, kernel_size,
                                      padding=kernel_size // 2, **common)
-        self.final = nn.Conv2d(mid_channels, out_channels, 1, bias=False)
+        self.final = nn.Conv2d(mid_channels, out_channels, 1, bias=bias_init is not None)
+        self.bias_init = bias_init
+        if bias_init is not None:
+            nn.init.constant_(self.final.bias, float(bias_init))
+
+    def init_weights(self) -> None:
+        """Keep the final bias at ``bias_init`` when an ``init_cfg`` re-initialises convs."""
+        if self.bias_init is not None:
+            nn.init.constant_(self.final.bias, float(self.bias_init))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Attention map of ``x``.

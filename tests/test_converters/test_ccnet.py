@@ -185,7 +185,12 @@ def test_convert_and_compare_with_official_forward(official, model):
 
 def test_config_input_normalisation(model):
     pre = model.data_preprocessor
-    torch.testing.assert_close(pre.mean.flatten(), torch.tensor([104.008, 116.669, 122.675]))
+    # the exact BGR mean of the official train.py / evaluate.py
+    torch.testing.assert_close(pre.mean.flatten(),
+                               torch.tensor([104.00698793, 116.66876762, 122.67891434]),
+                               rtol=0, atol=1e-5)
+    from mmseg_fusion.converters.ccnet import CCNET_INPUT_NORMALISATION
+    assert CCNET_INPUT_NORMALISATION['mean'] == [104.00698793, 116.66876762, 122.67891434]
     torch.testing.assert_close(pre.std.flatten(), torch.ones(3))
     assert not pre.channel_conversion  # BGR, as cv2 loads it
 

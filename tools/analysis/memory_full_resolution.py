@@ -267,7 +267,7 @@ def predict_naive(model, inputs, scales: Sequence[float]):
         x = inputs if s == 1.0 else F.interpolate(inputs, size=size, mode='bilinear',
                                                   align_corners=False)
         # logits (C, H, W) and density (1, H, W) at the input size, kept until all are done
-        views.append(model.predict_view(x, make_samples(height, width, size))[0])
+        views.append(model.predict_view(x, make_samples(height, width, size), scale=s)[0])
         del x
     logits = [v.seg_logits.data[None] for v in views]
     densities = ([v.seg_density.data[None] for v in views]

@@ -7,17 +7,25 @@ Official code consulted as reference (not copied): https://github.com/SysCV/dla-
 https://arxiv.org/abs/2005.10821) and Attention to Scale (Chen et al., CVPR 2016) are options.
 
 Shape shorthand: N batch, C classes, H x W input (1.0-scale) size, h x w size of the decode
-head's features at the 1.0 scale, S scales.
+head's features at the 1.0 scale, h_s x w_s their size at scale s, S scales.
 
 How it works. At every scale ``s`` (coarsest first) the image is resized bilinearly, the whole
 network runs, and the decode head's logits are resized to the input size. The input of the
 head's ``cls_seg`` (the features it classifies, before the classifier dropout; captured with
 a forward pre-hook on ``dropout`` or ``conv_seg``, so any mmseg decode head that ends in
-``cls_seg`` works) is resized to the 1.0-scale feature size and
-fed to a scale-attention head (:class:`~mmseg_fusion.layers.SpatialAttention`, one shared by all
-scales, ``activation='abs'`` for SSR) that gives a per-pixel density ``y_s`` (N, 1, h, w). The
-logits are fused with :mod:`mmseg_fusion.functional.scale_fusion` one scale at a time, so only
-one scale's working set plus the running fusion is alive during inference.
+``cls_seg`` works) is fed to a scale-attention head
+(:class:`~mmseg_fusion.layers.SpatialAttention`, one shared by all scales, ``activation='abs'``
+for SSR) that gives a per-pixel density ``y_s``. With ``density_input='resized'`` (dla-afa) the
+features are first resized to the 1.0-scale feature size (h_s / s, w_s / s); with ``'native'``
+(NVIDIA's HMA) the attention runs on each scale's own features and only the map is resized.
+The logits (or, with ``fuse_log_probs``, their log-softmax) are fused with
+:mod:`mmseg_fusion.functional.scale_fusion` one scale at a time, so only one scale's working
+set plus the running fusion is alive during inference.
+
+One density path: :meth:`loss`, :meth:`predict` (``whole`` and ``slide``) and
+:meth:`predict_view` (hence :class:`~mmseg_fusion.models.SSRTTAModel`) compute a scale's density
+with the same function (:meth:`_decode` given the scale), so ``--tta`` over the same scales
+without flips fuses the same maps as ``predict``.
 
 Differences from the official code:
 
@@ -30,7 +38,10 @@ Differences from the official code:
   object regions of :class:`~mmseg_fusion.models.OCRBlockHead`) are fused with the same
   weights, as official;
 - in ``slide`` test mode the density is stitched over windows like the logits and the weights
-  are computed at the input size (the official code has no sliding window).
+  are computed at the input size (the official code has no sliding window);
+- the synthetic configs use the recipe chosen by the benchmark of
+  ``configs/ssr/README.md``; the defaults of this class and the ``*-official*`` configs keep
+  the official semantics.
 """
 import inspect
 from contextlib import contextmanager
@@ -100,10 +111,17 @@ class SSREncoderDecoder(EncoderDecoder):
         train_scales (Sequence[float]): Scales used in training, positive, ascending,
             containing 1.0. Defaults to (0.5, 1.0).
         scale_loss_weight (float): Weight of the per-scale extra supervision. Defaults to 0.05.
+        density_input (str): What the scale attention sees: ``'resized'``, each scale's
+            features resized to the 1.0-scale feature size (the official dla-afa code), or
+            ``'native'``, each scale's own features, the density map resized afterwards
+            (NVIDIA's HMA). Defaults to ``'resized'``.
+        fuse_log_probs (bool): Fuse each scale's log-softmax instead of its logits (the
+            official non-OCR SSR model fuses ``LogSoftmax`` outputs). Defaults to False.
         scale_attention (dict, optional): Keyword arguments of the scale-attention head
             :class:`~mmseg_fusion.layers.SpatialAttention` (``mid_channels``, ``activation``,
-            ``norm_cfg``, ...). ``in_channels`` is that of the decode head's ``conv_seg`` (an
-            explicit value must equal it) and ``out_channels`` is 1;
+            ``norm_cfg``, ``bias_init`` (initial density, e.g. ``-log(1 - 0.5)`` for an
+            initial SSR opacity of 0.5), ...). ``in_channels`` is that of the decode head's
+            ``conv_seg`` (an explicit value must equal it) and ``out_channels`` is 1;
             ``activation`` defaults to ``'abs'`` for SSR with ``phi='abs'`` and to None (raw
             scores) otherwise; ``norm_cfg`` defaults to the decode head's. Unused (no head is
             built) for ``'mean'`` and ``'max'``. Defaults to None.
@@ -125,12 +143,17 @@ class SSREncoderDecoder(EncoderDecoder):
                  terminal: bool = False,
                  train_scales: Sequence[float] = (0.5, 1.0),
                  scale_loss_weight: float = 0.05,
+                 density_input: str = 'resized',
+                 fuse_log_probs: bool = False,
                  scale_attention: OptConfigType = None) -> None:
         if fusion not in sf.FUSION_METHODS:
             raise ValueError(f'SSREncoderDecoder: fusion must be one of {sf.FUSION_METHODS}, '
                              f'got {fusion!r}')
         if phi not in ('abs', 'softplus'):
             raise ValueError(f"SSREncoderDecoder: phi must be 'abs' or 'softplus', got {phi!r}")
+        if density_input not in ('resized', 'native'):
+            raise ValueError("SSREncoderDecoder: density_input must be 'resized' or 'native', "
+                             f'got {density_input!r}')
         if not float(scale_loss_weight) >= 0:
             raise ValueError(f'SSREncoderDecoder: scale_loss_weight must be >= 0, got '
                              f'{scale_loss_weight!r}')
@@ -148,6 +171,8 @@ class SSREncoderDecoder(EncoderDecoder):
         self.phi = phi
         self.terminal = terminal
         self.scale_loss_weight = float(scale_loss_weight)
+        self.density_input = density_input
+        self.fuse_log_probs = bool(fuse_log_probs)
         conv_seg = getattr(self.decode_head, 'conv_seg', None)
         if not isinstance(conv_seg, nn.Conv2d):
             raise ValueError('SSREncoderDecoder: decode_head must classify with a `conv_seg` '
@@ -198,25 +223,24 @@ class SSREncoderDecoder(EncoderDecoder):
         size = (max(1, int(round(h * scale))), max(1, int(round(w * scale))))
         return F.interpolate(inputs, size=size, mode='bilinear', align_corners=False)
 
-    def _decode(self, x: Tensor, base_size: Tuple[int, int],
-                density_size: Optional[Tuple[int, int]] = None, with_aux: bool = False
+    def _decode(self, x: Tensor, scale: float, with_aux: bool = False
                 ) -> Tuple[Tensor, Optional[Tensor], List[Tensor], Optional[Tensor]]:
         """Logits, density, features and head auxiliary logits of one (resized) input.
 
+        The one place where a density is computed (training, ``predict``, ``slide`` windows
+        and test-time views).
+
         Args:
             x (Tensor): Input at some scale, (N, 3, H_s, W_s).
-            base_size (tuple[int, int]): (H, W) of the 1.0-scale input.
-            density_size (tuple[int, int], optional): (h, w) the features are resized to
-                before the scale attention. Defaults to None: the 1.0-scale feature size,
-                estimated as this scale's feature size divided by the scale (callers pass the
-                first scale's size to the next ones, so every density has the same size).
+            scale (float): The scale ``x`` was resized by from the 1.0-scale input.
             with_aux (bool): Also return the head's own auxiliary logits (the soft object
                 regions of :class:`~mmseg_fusion.models.OCRBlockHead`), for heads that have
                 ``forward_with_aux``. Defaults to False.
 
         Returns:
-            tuple: logits (N, C, H_s', W_s') straight from the head, density (N, 1, h, w) at
-            the 1.0-scale feature size (None without a scale-attention head), the
+            tuple: logits (N, C, H_s', W_s') straight from the head, density (N, 1, h', w')
+            (``'resized'``: the 1.0-scale feature size (h_s / s, w_s / s); ``'native'``: this
+            scale's feature size (h_s, w_s); None without a scale-attention head), the
             backbone/neck features, and the head's auxiliary logits (N, C, H_s', W_s') (None
             unless ``with_aux`` and the head has them).
         """
@@ -233,12 +257,10 @@ class SSREncoderDecoder(EncoderDecoder):
                 raise RuntimeError('SSREncoderDecoder: the decode head never called its '
                                    '`cls_seg`; the scale attention needs its input features')
             feat = store[-1]
-            fh, fw = feat.shape[-2:]
-            # (N, C', h, w): features resized to the 1.0-scale feature size
-            size = density_size or (max(1, int(round(fh * base_size[0] / x.shape[-2]))),
-                                    max(1, int(round(fw * base_size[1] / x.shape[-1]))))
-            size = tuple(size)
-            if (fh, fw) != size:
+            if self.density_input == 'resized' and scale != 1.0:
+                fh, fw = feat.shape[-2:]
+                # (N, C', h, w): features resized to the 1.0-scale feature size
+                size = (max(1, int(round(fh / scale))), max(1, int(round(fw / scale))))
                 feat = F.interpolate(feat, size=size, mode='bilinear', align_corners=False)
             density = self.scale_attention(feat)
         return logits, density, feats, head_aux
@@ -249,13 +271,19 @@ class SSREncoderDecoder(EncoderDecoder):
         return (callable(getattr(self.decode_head, 'forward_with_aux', None))
                 and callable(getattr(self.decode_head, 'loss_aux_by_feat', None)))
 
+    def _fusion_input(self, logits: Tensor) -> Tensor:
+        """What is fused of a scale's logits (N, C, H, W): the logits or their log-softmax."""
+        if self.fuse_log_probs and logits.shape[1] > 1:
+            return F.log_softmax(logits, dim=1)
+        return logits
+
     def _to_size(self, x: Tensor, size: Sequence[int]) -> Tensor:
         if tuple(x.shape[-2:]) == tuple(size):
             return x
         return F.interpolate(x, size=tuple(size), mode='bilinear',
                              align_corners=self.align_corners)
 
-    def _slide(self, x: Tensor, base_size: Tuple[int, int]) -> Tuple[Tensor, Optional[Tensor]]:
+    def _slide(self, x: Tensor, scale: float) -> Tuple[Tensor, Optional[Tensor]]:
         """Sliding-window logits and density of one (resized) input, both at its size."""
         h_stride, w_stride = self.test_cfg.stride
         h_crop, w_crop = self.test_cfg.crop_size
@@ -272,7 +300,7 @@ class SSREncoderDecoder(EncoderDecoder):
                 x2 = min(w_idx * w_stride + w_crop, w_img)
                 y1, x1 = max(y2 - h_crop, 0), max(x2 - w_crop, 0)
                 crop = x[:, :, y1:y2, x1:x2]
-                logits, density, _, _ = self._decode(crop, crop.shape[-2:])
+                logits, density, _, _ = self._decode(crop, scale)
                 out = self._to_size(logits, crop.shape[-2:])
                 if density is not None:
                     density = F.interpolate(density, size=crop.shape[-2:], mode='bilinear',
@@ -285,22 +313,22 @@ class SSREncoderDecoder(EncoderDecoder):
             return preds[:, :-1], preds[:, -1:]
         return preds, None
 
-    def _scale_prediction(self, inputs: Tensor, scale: float,
-                          density_size: Optional[Tuple[int, int]] = None
+    def _scale_prediction(self, inputs: Tensor, scale: float, view_scale: float = 1.0
                           ) -> Tuple[Tensor, Optional[Tensor]]:
-        """Logits (N, C, H, W) at the input size and density (N, 1, h, w) of one scale.
+        """Logits (N, C, H, W) at the input size and density (N, 1, h', w') of one scale.
 
-        In ``slide`` mode the density is stitched at the input size (h, w) = (H, W); in
-        ``whole`` mode it is at ``density_size`` (see :meth:`_decode`).
+        ``inputs`` is resized by ``scale``; ``view_scale`` is the scale ``inputs`` already has
+        (a test-time view). In ``slide`` mode the density is stitched at the input size
+        (h', w') = (H, W); in ``whole`` mode see :meth:`_decode`.
         """
         x = self._resize_input(inputs, scale)
         base = tuple(inputs.shape[-2:])
         if self.test_cfg.get('mode', 'whole') == 'slide':
-            logits, density = self._slide(x, base)
+            logits, density = self._slide(x, scale * view_scale)
             if density is not None:
                 density = F.interpolate(density, size=base, mode='bilinear', align_corners=False)
         else:
-            logits, density, _, _ = self._decode(x, base, density_size)
+            logits, density, _, _ = self._decode(x, scale * view_scale)
         return self._to_size(logits, base), density
 
     def _fuse(self, inputs: Tensor, scales: Sequence[float], return_weights: bool
@@ -311,11 +339,9 @@ class SSREncoderDecoder(EncoderDecoder):
         """
         state = sf.init_fusion(self.fusion, self.phi, self.terminal)
         weights: List[Tensor] = []
-        density_size = None
         for i, scale in enumerate(scales):
-            logits, density = self._scale_prediction(inputs, scale, density_size)
-            if density is not None:
-                density_size = tuple(density.shape[-2:])
+            logits, density = self._scale_prediction(inputs, scale)
+            logits = self._fusion_input(logits)
             last = i == len(scales) - 1
             if return_weights and self.fusion in ('ssr', 'hma'):
                 weights.append(sf.update_fusion(state, logits, density, last, True))
@@ -344,14 +370,19 @@ class SSREncoderDecoder(EncoderDecoder):
                 weights = (weights + weights_f.flip(-1)) / 2
         return fused, weights
 
+    @staticmethod
+    def _unflip(x: Tensor, meta: dict) -> Tensor:
+        """Undo the flip of a view on a map (1, K, h, w) of any size."""
+        if meta.get('flip', False):
+            x = x.flip(-1 if meta.get('flip_direction') == 'horizontal' else -2)
+        return x
+
     def _restore(self, x: Tensor, meta: dict, mode: str = 'bilinear') -> Tensor:
         """Undo padding and flip of one map (1, K, H, W) and resize it to ``ori_shape``."""
         h, w = x.shape[-2:]
         left, right, top, bottom = meta.get('img_padding_size',
                                             meta.get('padding_size', [0] * 4))
-        x = x[:, :, top:h - bottom, left:w - right]
-        if meta.get('flip', False):
-            x = x.flip(-1 if meta.get('flip_direction') == 'horizontal' else -2)
+        x = self._unflip(x[:, :, top:h - bottom, left:w - right], meta)
         return F.interpolate(x, size=tuple(meta['ori_shape']), mode=mode,
                              align_corners=self.align_corners)
 
@@ -375,16 +406,13 @@ class SSREncoderDecoder(EncoderDecoder):
         aux_state = (sf.init_fusion(self.fusion, self.phi, self.terminal)
                      if self._head_has_aux else None)
         losses = dict()
-        density_size = None
         for i, scale in enumerate(self.train_scales):
             x = self._resize_input(inputs, scale)
             last = i == len(self.train_scales) - 1
-            logits, density, feats, head_aux = self._decode(x, base, density_size,
+            logits, density, feats, head_aux = self._decode(x, scale,
                                                             with_aux=aux_state is not None)
-            if density is not None:
-                density_size = tuple(density.shape[-2:])
             logits = self._to_size(logits, base)
-            sf.update_fusion(state, logits, density, last=last)
+            sf.update_fusion(state, self._fusion_input(logits), density, last=last)
             if aux_state is not None:
                 sf.update_fusion(aux_state, self._to_size(head_aux, base), density, last=last)
             if self.scale_loss_weight > 0:
@@ -437,25 +465,32 @@ class SSREncoderDecoder(EncoderDecoder):
                 sample.set_data({'scale_weights': PixelData(data=w[0])})
         return samples
 
-    def predict_view(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
+    def predict_view(self, inputs: Tensor, data_samples: OptSampleList = None,
+                     scale: float = 1.0) -> SampleList:
         """Single-scale prediction of one test-time view, for :class:`SSRTTAModel`.
 
         Args:
             inputs (Tensor): Images of one view (N, 3, H, W).
             data_samples (list[:obj:`SegDataSample`], optional): Samples with metainfo
                 (``flip`` is undone as in ``postprocess_result``). Defaults to None.
+            scale (float): The view's scale relative to the original image; the density is
+                computed as in :meth:`predict` at that scale. Defaults to 1.0.
 
         Returns:
             list[:obj:`SegDataSample`]: With ``seg_logits`` (the view's own logits, not
-            weighted), ``pred_sem_seg`` and, when the fusion uses densities, ``seg_density``
-            (PixelData (1, H_ori, W_ori)).
+            weighted; their log-softmax with ``fuse_log_probs``), ``pred_sem_seg`` and, when
+            the fusion uses densities, ``seg_density``: in ``whole`` mode without padding
+            the density as :meth:`predict` fuses it, at its own size (1, h', w'), un-flipped
+            (the weights are computed there and resized to the logits, as official);
+            otherwise (``slide`` mode, padded views) at the original size (1, H_ori, W_ori).
         """
         unpadded = data_samples is not None and all(
             not any(s.metainfo.get('img_padding_size', s.metainfo.get('padding_size', [0])))
             for s in data_samples)
         if self.test_cfg.get('mode', 'whole') == 'whole' and unpadded:
-            return self._predict_view_direct(inputs, data_samples)
-        logits, density = self._scale_prediction(inputs, 1.0)
+            return self._predict_view_direct(inputs, data_samples, scale)
+        logits, density = self._scale_prediction(inputs, 1.0, view_scale=scale)
+        logits = self._fusion_input(logits)
         samples = self.postprocess_result(logits, data_samples)
         if density is not None:
             density = F.interpolate(density, size=logits.shape[-2:], mode='bilinear',
@@ -467,18 +502,18 @@ class SSREncoderDecoder(EncoderDecoder):
                 sample.set_data({'seg_density': PixelData(data=d[0])})
         return samples
 
-    def _predict_view_direct(self, inputs: Tensor, data_samples: SampleList) -> SampleList:
+    def _predict_view_direct(self, inputs: Tensor, data_samples: SampleList,
+                             scale: float) -> SampleList:
         """:meth:`predict_view` in ``whole`` mode without padding, with less memory.
 
-        The head's logits (N, C, h', w') and the density are resized straight to each image's
-        ``ori_shape`` (after the flip is undone) instead of first to the view's input size,
-        which for views at scales > 1 is larger than the original image.
+        The head's logits (N, C, h', w') are resized straight to each image's ``ori_shape``
+        (after the flip is undone) instead of first to the view's input size, which for views
+        at scales > 1 is larger than the original image; the density keeps its size.
         """
-        base = tuple(inputs.shape[-2:])
-        logits, density, _, _ = self._decode(inputs, base)
+        logits, density, _, _ = self._decode(inputs, scale)
         for i, sample in enumerate(data_samples):
             # (C, H_ori, W_ori)
-            seg_logits = self._restore(logits[i:i + 1], sample.metainfo)[0]
+            seg_logits = self._fusion_input(self._restore(logits[i:i + 1], sample.metainfo))[0]
             if seg_logits.shape[0] > 1:
                 pred = seg_logits.argmax(dim=0, keepdim=True)
             else:
@@ -487,7 +522,7 @@ class SSREncoderDecoder(EncoderDecoder):
             sample.set_data({'seg_logits': PixelData(data=seg_logits),
                              'pred_sem_seg': PixelData(data=pred)})
             if density is not None:
-                # (1, H_ori, W_ori)
-                d = self._restore(density[i:i + 1], sample.metainfo)[0]
+                # (1, h', w'): as predict fuses it
+                d = self._unflip(density[i:i + 1], sample.metainfo)[0]
                 sample.set_data({'seg_density': PixelData(data=d)})
         return data_samples

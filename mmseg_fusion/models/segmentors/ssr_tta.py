@@ -2,8 +2,10 @@
 
 For ``tools/test.py --tta`` with :class:`SSREncoderDecoder` (Scale-Space Rendering, Yang et al.,
 WACV 2023, https://arxiv.org/abs/2111.00770): every view of the ``tta_pipeline`` runs at its own
-scale through :meth:`SSREncoderDecoder.predict_view`, which writes the view's logits and its
-density (``seg_density``) into the data sample, already un-flipped and at the original size.
+scale through :meth:`SSREncoderDecoder.predict_view`, given the view's scale so that its density
+is computed exactly as in :meth:`SSREncoderDecoder.predict`, which writes the view's logits and
+its density (``seg_density``) into the data sample, already un-flipped (logits at the original
+size, the density at the size :meth:`~SSREncoderDecoder.predict` fuses it).
 The views are grouped by flip and ordered by scale (coarsest first) from their metainfo, each
 group is fused with the segmentor's fusion (SSR by default) and the groups are averaged. With a
 model that gives no densities (any mmseg segmentor) the softmax of the views is averaged, as
@@ -138,10 +140,10 @@ class SSRTTAModel(BaseTTAModel):
         self.phi = getattr(self.module, 'phi', 'abs')
         self.terminal = bool(getattr(self.module, 'terminal', False))
 
-    def _predict_view(self, data: dict) -> SampleList:
+    def _predict_view(self, data: dict, scale: float = 1.0) -> SampleList:
         if hasattr(self.module, 'predict_view'):
             data = self.module.data_preprocessor(data, False)
-            return self.module.predict_view(data['inputs'], data['data_samples'])
+            return self.module.predict_view(data['inputs'], data['data_samples'], scale=scale)
         return self.module.test_step(data)
 
     def _threshold(self) -> float:
@@ -201,7 +203,7 @@ class SSRTTAModel(BaseTTAModel):
 
         def stream():
             for idx, last in self._order(keys):
-                samples = self._predict_view(views[idx])
+                samples = self._predict_view(views[idx], keys[idx][1])
                 views[idx] = None
                 yield samples, keys[idx], last
                 del samples

@@ -104,9 +104,11 @@ def test_in_ssr_the_regions_are_fused_with_the_scale_weights():
         regions, densities = [], []
         for scale in (0.5, 1.0):
             x = model._resize_input(inputs, scale)
-            _, density, _, aux = model._decode(x, (32, 32), densities[0].shape[-2:]
-                                               if densities else None, with_aux=True)
+            _, density, _, aux = model._decode(x, scale, with_aux=True)
             regions.append(model._to_size(aux, (32, 32)))
+            if densities:  # every density at the coarsest scale's size, as update_fusion
+                density = torch.nn.functional.interpolate(
+                    density, size=densities[0].shape[-2:], mode='bilinear', align_corners=False)
             densities.append(density)
         fused = fuse_scales(regions, densities, method='ssr')
         expected = model.decode_head.loss_aux_by_feat(fused, data)['aux_ocr.loss_ce']

@@ -80,12 +80,18 @@ def test_loss_weights_and_scales():
 
 def reference_prediction(model, inputs):
     """Naive multi-scale: all scales computed, then fused with ``fuse_scales``."""
-    logits, dens, size = [], [], None
+    logits, dens = [], []
     for s in model.test_cfg.scales:
-        p, d = model._scale_prediction(inputs, s, size)
+        p, d = model._scale_prediction(inputs, s)
         logits.append(p)
+        if d is not None:
+            # SSR/HMA: every density at the coarsest scale's size (the rule of update_fusion);
+            # softmax: scores resized to the logits
+            size = (dens[0].shape[-2:] if dens and model.fusion in ('ssr', 'hma')
+                    else d.shape[-2:] if model.fusion in ('ssr', 'hma') else p.shape[-2:])
+            d = torch.nn.functional.interpolate(d, size=size, mode='bilinear',
+                                                align_corners=False)
         dens.append(d)
-        size = None if d is None else d.shape[-2:]
     return fuse_scales(logits, None if dens[0] is None else dens, model.fusion, model.phi,
                        model.terminal)
 
@@ -142,7 +148,8 @@ def test_predict_view_gives_logits_and_density():
     with torch.no_grad():
         out = model.predict_view(inputs, data)
         logits, density = model._scale_prediction(inputs, 1.0)
-    assert out[0].seg_density.data.shape == (1, 16, 20)
+    # whole mode: the density at its own size, as predict fuses it
+    torch.testing.assert_close(out[0].seg_density.data, density[0].flip(-1))
     torch.testing.assert_close(out[0].seg_logits.data, logits[0].flip(-1))
     assert (out[0].seg_density.data >= 0).all()
     assert density.shape[1] == 1
@@ -181,8 +188,8 @@ def test_memory_does_not_grow_with_scales():
         live, peak = [], [0]
         original = model._scale_prediction
 
-        def tracked(x, s, size=None, original=original, live=live, peak=peak):
-            out = original(x, s, size)
+        def tracked(x, s, view_scale=1.0, original=original, live=live, peak=peak):
+            out = original(x, s, view_scale)
             live[:] = [t for t in live if t() is not None]
             import weakref
             live.append(weakref.ref(out[0]))
@@ -321,3 +328,60 @@ def test_ssr_configs_build(repo_root):
         assert type(model).__name__ == 'SSREncoderDecoder', path
         assert 1.0 in model.test_cfg.scales and cfg.tta_model.type == 'SSRTTAModel'
         assert model.train_scales == (0.5, 1.0)
+
+
+def test_density_input_sets_what_the_attention_sees():
+    """'resized': features resized to the 1.0-scale size first; 'native': own features."""
+    torch.manual_seed(0)
+    inputs = torch.randn(1, 3, 32, 40)
+    half = torch.nn.functional.interpolate(inputs, size=(16, 20), mode='bilinear',
+                                           align_corners=False)
+    resized = build(density_input='resized').eval()
+    native = build(density_input='native').eval()
+    native.load_state_dict(resized.state_dict())
+    with torch.no_grad():
+        d_full = resized._decode(inputs, 1.0)[1]
+        d_resized = resized._decode(half, 0.5)[1]
+        d_native = native._decode(half, 0.5)[1]
+        feat = []
+        with native._capture_cls_input() as store:
+            native.decode_head(native.extract_feat(half))
+            feat = store[-1]
+        # the 1.0-scale feature size estimated from this scale: round(h_s / s, w_s / s)
+        expected = native.scale_attention(torch.nn.functional.interpolate(
+            feat, size=(4, 6), mode='bilinear', align_corners=False))
+    assert d_full.shape == (1, 1, 4, 5)
+    assert d_resized.shape == (1, 1, 4, 6)
+    assert d_native.shape == (1, 1, 2, 3)
+    torch.testing.assert_close(d_resized, expected)
+    torch.testing.assert_close(d_native, native.scale_attention(feat))
+
+
+def test_fuse_log_probs_fuses_the_log_softmax():
+    torch.manual_seed(0)
+    model = build(fuse_log_probs=True, test_cfg=dict(mode='whole', scales=(0.5, 1.0))).eval()
+    inputs = torch.randn(1, 3, 24, 24)
+    with torch.no_grad():
+        fused = model.inference(inputs, [dict(ori_shape=(24, 24))])
+        per_scale = [model._scale_prediction(inputs, s) for s in (0.5, 1.0)]
+    size = per_scale[0][1].shape[-2:]
+    densities = [torch.nn.functional.interpolate(d, size=size, mode='bilinear',
+                                                 align_corners=False) for _, d in per_scale]
+    expected = fuse_scales([torch.log_softmax(p, 1) for p, _ in per_scale], densities, 'ssr')
+    torch.testing.assert_close(fused, expected)
+
+
+def test_bad_density_input_names_the_component():
+    with pytest.raises(ValueError, match="SSREncoderDecoder: density_input must be 'resized' "
+                                         "or 'native', got 'both'"):
+        build(density_input='both')
+
+
+def test_scale_attention_bias_init_sets_the_initial_opacity():
+    import math
+    model = build(scale_attention=dict(bias_init=math.log(2.0)))
+    model.init_weights()
+    torch.nn.init.zeros_(model.scale_attention.final.weight)
+    with torch.no_grad():
+        density = model.eval()._decode(torch.randn(1, 3, 16, 16), 1.0)[1]
+    torch.testing.assert_close(1 - torch.exp(-density), torch.full_like(density, 0.5))

@@ -15,6 +15,7 @@ from mmseg.structures import SegDataSample
 
 import mmseg_fusion  # noqa: F401
 from mmseg_fusion.functional import fuse_scales
+from mmseg_fusion.models.segmentors.ssr_tta import view_key
 
 NORM = dict(type='BN', requires_grad=True)
 SEGMENTOR = dict(
@@ -38,13 +39,14 @@ def build_tta(segmentor=None, **kwargs):
     return model.eval()
 
 
-def make_views(num_images=2, gt=True, seed=0):
+def make_views(num_images=2, gt=True, seed=0, flips=(False, True), images=None):
     """A TTA batch: views = scales x flips, in the order of mmcv's TestTimeAug."""
     g = torch.Generator().manual_seed(seed)
-    images = [torch.rand(3, H, W, generator=g) * 255 for _ in range(num_images)]
+    if images is None:
+        images = [torch.rand(3, H, W, generator=g) * 255 for _ in range(num_images)]
     inputs, data_samples = [], []
     for scale in SCALES:
-        for flip in (False, True):
+        for flip in flips:
             size = (int(round(H * scale)), int(round(W * scale)))
             view_inputs, view_samples = [], []
             for i, img in enumerate(images):
@@ -72,15 +74,26 @@ def reference(model, data):
     per_view = []
     for inputs, samples in zip(data['inputs'], data['data_samples']):
         d = module.data_preprocessor(dict(inputs=inputs, data_samples=samples), False)
-        per_view.append(module.predict_view(d['inputs'], d['data_samples']))
+        per_view.append(module.predict_view(d['inputs'], d['data_samples'],
+                                            scale=view_key(samples[0].metainfo)[1]))
     out = []
     for i in range(len(data['inputs'][0])):
         fused = []
         for flip in (False, True):
             views = [v[i] for v in per_view if v[i].flip == flip]
             views.sort(key=lambda s: s.scale_factor[0])
-            fused.append(fuse_scales([v.seg_logits.data[None] for v in views],
-                                     [v.seg_density.data[None] for v in views],
+            # SSR/HMA: every density at the coarsest view's size (the rule of update_fusion)
+            size = views[0].seg_density.data.shape[-2:]
+            densities = [v.seg_density.data[None] for v in views]
+            if module.fusion in ('ssr', 'hma'):
+                densities = [torch.nn.functional.interpolate(d, size=size, mode='bilinear',
+                                                             align_corners=False)
+                             for d in densities]
+            else:  # softmax: scores resized to the logits
+                densities = [torch.nn.functional.interpolate(d, size=(H, W), mode='bilinear',
+                                                             align_corners=False)
+                             for d in densities]
+            fused.append(fuse_scales([v.seg_logits.data[None] for v in views], densities,
                                      module.fusion, module.phi, module.terminal)[0])
         out.append(sum(fused) / 2)
     return out
@@ -121,7 +134,8 @@ def test_merge_preds_interface_equals_test_step():
         per_view = []
         for inputs, samples in zip(data['inputs'], data['data_samples']):
             d = module.data_preprocessor(dict(inputs=inputs, data_samples=samples), False)
-            per_view.append(module.predict_view(d['inputs'], d['data_samples']))
+            per_view.append(module.predict_view(d['inputs'], d['data_samples'],
+                                            scale=view_key(samples[0].metainfo)[1]))
         merged = model.merge_preds(list(zip(*per_view)))
         streamed = model.test_step(data)
     for a, b in zip(merged, streamed):
@@ -186,8 +200,8 @@ def test_streaming_keeps_one_view_alive():
     live, peak = [], [0]
     original = model._predict_view
 
-    def tracked(view):
-        out = original(view)
+    def tracked(view, scale=1.0):
+        out = original(view, scale)
         live[:] = [r for r in live if r() is not None]
         live.append(weakref.ref(out[0].seg_logits.data))
         peak[0] = max(peak[0], len(live))
@@ -233,3 +247,55 @@ def test_tta_through_tools_test_without_ground_truth(tmp_path, repo_root, synthe
     assert 'Load checkpoint from' in out.stdout
     names = sorted(os.listdir(out_dir))
     assert len(names) == 4 and all(n.endswith('.png') for n in names), names
+
+
+def _blob_batch(g, n=4):
+    """Images (n, 3, H, W) in 0-255 whose label (3 classes) is a colour threshold: learnable."""
+    images = torch.rand(n, 3, H, W, generator=g) * 60
+    labels = torch.zeros(n, H, W, dtype=torch.long)
+    for i in range(n):
+        for cls in (1, 2):
+            y, x = torch.randint(0, H - 6, (2, ), generator=g).tolist()
+            size = int(torch.randint(3, 10, (1, ), generator=g))
+            labels[i, y:y + size, x:x + size] = cls
+            images[i, cls, y:y + size, x:x + size] += 150
+    return images, labels
+
+
+@pytest.mark.parametrize('density_input,fuse_log_probs',
+                         [('resized', False), ('native', False), ('resized', True)])
+def test_tta_without_flip_fuses_as_predict_on_a_trained_model(density_input, fuse_log_probs):
+    """--tta over the same scales without flips == predict, after some training."""
+    from mmengine.optim import OptimWrapper
+    torch.manual_seed(0)
+    init_default_scope('mmseg')
+    cfg = copy.deepcopy(SEGMENTOR)
+    cfg['data_preprocessor'] = dict(cfg['data_preprocessor'], size=(H, W))
+    cfg.update(density_input=density_input, fuse_log_probs=fuse_log_probs,
+               scale_loss_weight=1.0, terminal=True,
+               test_cfg=dict(mode='whole', scales=SCALES))
+    segmentor = MODELS.build(cfg)
+    optim = OptimWrapper(torch.optim.SGD(segmentor.parameters(), lr=0.05, momentum=0.9))
+    g = torch.Generator().manual_seed(1)
+    for _ in range(12):
+        images, labels = _blob_batch(g)
+        samples = []
+        for lab in labels:
+            sample = SegDataSample(metainfo=dict(img_shape=(H, W), ori_shape=(H, W)))
+            sample.gt_sem_seg = PixelData(data=lab[None])
+            samples.append(sample)
+        segmentor.train_step(dict(inputs=list(images), data_samples=samples), optim)
+    segmentor.eval()
+    images, _ = _blob_batch(g, n=2)
+    with torch.no_grad():
+        # the trained density is not constant, so the fusion is not a plain mean
+        density = segmentor._decode(images, 1.0)[1]
+        assert float(density.std()) > 1e-3
+        samples = [SegDataSample(metainfo=dict(img_shape=(H, W), ori_shape=(H, W)))
+                   for _ in range(2)]
+        expected = segmentor.test_step(dict(inputs=list(images), data_samples=samples))
+        tta = MODELS.build(dict(type='SSRTTAModel', module=segmentor)).eval()
+        got = tta.test_step(make_views(flips=(False, ), images=list(images)))
+    for e, o in zip(expected, got):
+        torch.testing.assert_close(o.seg_logits.data, e.seg_logits.data, rtol=1e-4, atol=1e-4)
+        assert torch.equal(o.pred_sem_seg.data, e.pred_sem_seg.data)
