@@ -24,6 +24,24 @@ def repo_root() -> str:
 
 
 @pytest.fixture(scope='session')
+def analysis_tool() -> Callable:
+    """Import a script of ``tools/analysis`` by name (``analysis_tool('neck_complexity')``)."""
+    import importlib.util
+    cache: Dict[str, object] = {}
+
+    def load(name: str):
+        if name not in cache:
+            path = osp.join(ROOT, 'tools', 'analysis', f'{name}.py')
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            cache[name] = module
+        return cache[name]
+
+    return load
+
+
+@pytest.fixture(scope='session')
 def demo_config() -> str:
     """Path of the demo config (a small FCN on the synthetic data)."""
     return DEMO_CONFIG

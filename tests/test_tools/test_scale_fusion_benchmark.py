@@ -1,18 +1,12 @@
 """tools/analysis/scale_fusion_benchmark.py: recipes build, one tiny run, the seed table."""
-import importlib.util
-import os.path as osp
 import statistics
 
 import pytest
 
 
 @pytest.fixture(scope='module')
-def bench(repo_root):
-    path = osp.join(repo_root, 'tools', 'analysis', 'scale_fusion_benchmark.py')
-    spec = importlib.util.spec_from_file_location('scale_fusion_benchmark', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(analysis_tool):
+    return analysis_tool('scale_fusion_benchmark')
 
 
 def test_every_row_builds_and_groups_name_known_rows(bench):

@@ -1,5 +1,4 @@
 """tools/analysis/visualize_scale_attention.py: one PNG per image with the scale weights."""
-import importlib.util
 import os.path as osp
 
 import numpy as np
@@ -10,14 +9,6 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 CONFIG = osp.join('configs', 'ssr', 'ssr_fcn_r18-d8_1xb8-600_synthetic-128x128.py')
-
-
-def load_tool(repo_root):
-    path = osp.join(repo_root, 'tools', 'analysis', 'visualize_scale_attention.py')
-    spec = importlib.util.spec_from_file_location('visualize_scale_attention', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def val_images(root, n=2):
@@ -31,9 +22,9 @@ def check_png(path, min_width):
     assert np.asarray(img).std() > 0
 
 
-def test_writes_one_png_per_image(tmp_path, repo_root, synthetic_root):
+def test_writes_one_png_per_image(tmp_path, repo_root, synthetic_root, analysis_tool):
     """In-process on a checkpoint holding the model's (initialised) state_dict."""
-    tool = load_tool(repo_root)
+    tool = analysis_tool('visualize_scale_attention')
     init_default_scope('mmseg')
     from mmseg.registry import MODELS
     cfg = Config.fromfile(osp.join(repo_root, CONFIG))
