@@ -78,8 +78,8 @@ else
     MAX_JOBS="${MAX_JOBS:-$(nproc)}" MMCV_WITH_OPS=1 FORCE_CUDA="${FORCE_CUDA:-0}" \
         "$PY" -m pip --disable-pip-version-check install -v --no-build-isolation \
         -c "$C" "mmcv==2.1.0" 2>&1 | tee "$build_log" \
-        | grep --line-buffered -E '^ *\[[0-9]+/[0-9]+\]|Successfully|Using cached|ERROR|error:' \
-        | sed -u -E 's/^ +//' | cut -c1-110 | sed -u 's/^/  mmcv: /' >&2
+        | bash "$ROOT/scripts/progress_filter.sh" \
+            '^ *\[[0-9]+/[0-9]+\]|Successfully|Using cached|ERROR|error:' '  mmcv: ' >&2
     rc=${PIPESTATUS[0]}
     set -e
     if [[ $rc -ne 0 ]]; then

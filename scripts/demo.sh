@@ -29,8 +29,8 @@ echo "== training $NAME (full log under $WORK)"
 start=$SECONDS
 set -o pipefail
 "$PY" tools/train.py "$CONFIG" --work-dir "$WORK" --cfg-options "${data_opts[@]}" 2>&1 \
-    | tee "$WORK.train.log" | grep --line-buffered -E 'Iter\(train\)|Error' \
-    | sed -u -E 's/^.* - INFO - //; s/  +/ /g; s/^(.{110}).*/\1/'
+    | tee "$WORK.train.log" \
+    | bash scripts/progress_filter.sh 'Iter\(train\)|Error' '' '^.* - INFO - '
 echo "   trained in $((SECONDS - start)) s"
 
 ckpt="$(cat "$WORK/last_checkpoint")"
