@@ -38,8 +38,9 @@ def test_one_tiny_run_gives_per_class_ious(bench, monkeypatch):
     for key in ('single', 'mean_tta', 'fused', 'fused_train_scales'):
         assert len(res[key]) == bench.NUM_CLASSES
         assert all(0.0 <= v <= 100.0 for v in res[key])
-    plain = bench.run_one('plain', 0, iters=2, data_name='tiny', threads=1, lr=0.01, batch=2)
-    assert 'fused' not in plain and len(plain['mean_tta']) == bench.NUM_CLASSES
+    for row in ('plain', 'afa', 'concat'):
+        plain = bench.run_one(row, 0, iters=2, data_name='tiny', threads=1, lr=0.01, batch=2)
+        assert 'fused' not in plain and len(plain['mean_tta']) == bench.NUM_CLASSES
 
 
 def test_table_reports_mean_and_std_over_seeds(bench):

@@ -75,7 +75,8 @@ def _afa(fusion: str, **neck) -> dict:
     cfg['neck'] = dict(type='AFANeck', in_channels=[w, 2 * w, 4 * w, 8 * w], fusion=fusion,
                        fused_levels=3, norm_cfg=NORM, **neck)
     cfg['decode_head'].update(in_channels=w, in_index=0, channels=4 * w, concat_input=False)
-    cfg['auxiliary_head'].update(in_channels=8 * w, in_index=3)
+    # outs[1 + j] is level j aggregated (in_channels[j]): the auxiliary head on level 2
+    cfg['auxiliary_head'].update(in_channels=4 * w, in_index=3)
     return cfg
 
 
@@ -127,12 +128,20 @@ ROWS: Dict[str, dict] = {
     'ssr-softplus': dict(model=_ssr(**dict(OFFICIAL, phi='softplus')), aug=False,
                          doc='official + phi softplus'),
     'ssr-aug': dict(model=_ssr(**CHOSEN), aug=True, doc='chosen + random resize 0.5-2'),
+    # --- the other fusions with the chosen training recipe (a fair comparison with `ssr`)
+    'hma-slw1': dict(model=_ssr(**dict(CHOSEN, fusion='hma')), aug=False,
+                     doc='HMA with the chosen recipe (scale_loss_weight 1.0)'),
+    'softmax-slw1': dict(model=_ssr(**dict(CHOSEN, fusion='softmax')), aug=False,
+                         doc='softmax with the chosen recipe (scale_loss_weight 1.0)'),
+    'mean-slw1': dict(model=_ssr(**dict(CHOSEN, fusion='mean')), aug=False,
+                      doc='mean of the scales with the chosen recipe (no attention)'),
     # --- AFA ablations
     'afa-r2': dict(model=_afa('afa', reduction=2), aug=False,
                    doc='AFANeck fusion=afa, channel-attention reduction 2'),
 }
 GROUPS = {
-    'main': ['plain', 'plain-aug', 'hma', 'softmax', 'ssr-official', 'ssr', 'afa', 'concat'],
+    'main': ['plain', 'plain-aug', 'hma', 'softmax', 'ssr-official', 'hma-slw1', 'mean-slw1',
+             'ssr', 'afa', 'concat'],
     'ssr-ablation': ['ssr-official', 'ssr-native', 'ssr-logsoftmax', 'ssr-terminal',
                      'ssr-slw0.2', 'ssr-slw1', 'ssr-opacity0.5', 'ssr-softplus', 'ssr',
                      'ssr-slw0.5', 'ssr-3scales', 'ssr-aug'],
@@ -360,9 +369,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = {pool.submit(run_one, r, s, args.iters, args.data, args.threads, args.lr,
                                args.batch, args.optim): (r, s) for r, s in todo}
+        failed = []
         for n, fut in enumerate(as_completed(futures), 1):
             r, s = futures[fut]
-            res = fut.result()
+            try:
+                res = fut.result()
+            except Exception as exc:  # report it, keep the other runs' results
+                failed.append((r, s))
+                print(f'[{n}/{len(todo)}] {r} seed {s} FAILED: {type(exc).__name__}: {exc}',
+                      flush=True)
+                continue
             tmp = path(r, s) + '.tmp'
             with open(tmp, 'w') as f:
                 json.dump(res, f)
@@ -372,6 +388,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 if k in res)
             print(f'[{n}/{len(todo)}] {r} seed {s}: {summary} '
                   f'({time.time() - start:.0f} s)', flush=True)
+    if failed:
+        print(f'scale_fusion_benchmark: {len(failed)} runs failed: {failed}', file=sys.stderr)
+        return 1
     results = []
     for r in rows:
         for s in args.seeds:
