@@ -8,8 +8,9 @@ model = dict(
     type='SSREncoderDecoder',
     fusion='ssr',
     phi='abs',
+    # the recipe of the synthetic benchmark (configs/ssr/README.md); not verified on Cityscapes
     train_scales=(0.5, 1.0),
-    scale_loss_weight=0.05,
+    scale_loss_weight=1.0,
     # SpatialAttention(512 -> 512 -> 512 -> 1), |.|, on the DepthwiseSeparableASPPHead features
     scale_attention=dict(mid_channels=None),
     # sliding windows keep the 2.0-scale pass (2048x4096) within one GPU's memory

@@ -24,7 +24,7 @@ def test_every_row_builds_and_groups_name_known_rows(bench):
         assert type(model).__name__ == spec['model']['type'], name
     # one change per ablation row: each differs from the official recipe in one argument
     official = bench.ROWS['ssr-official']['model']
-    for name in ('ssr-native', 'ssr-logsoftmax', 'ssr-terminal', 'ssr-slw1', 'ssr-softplus'):
+    for name in ('ssr-native', 'ssr-logsoftmax', 'ssr-terminal', 'ssr', 'ssr-softplus'):
         cfg = bench.ROWS[name]['model']
         changed = [k for k in set(cfg) | set(official) if cfg.get(k) != official.get(k)]
         assert len(changed) == 1, (name, changed)

@@ -87,11 +87,11 @@ def _ssr(**kwargs) -> dict:
     return cfg
 
 
-# The SSR recipe of the synthetic configs (chosen by the ablation rows below) and the official
-# one; each ablation row changes one thing of OFFICIAL.
+# The official SSR recipe and the default of SSREncoderDecoder (chosen by the ablation rows
+# below: each changes one thing of OFFICIAL).
 OFFICIAL = dict(fusion='ssr', phi='abs', terminal=False, train_scales=(0.5, 1.0),
                 scale_loss_weight=0.05, density_input='resized', fuse_log_probs=False)
-CHOSEN = dict(OFFICIAL, scale_loss_weight=1.0, terminal=True)
+CHOSEN = dict(OFFICIAL, scale_loss_weight=1.0)
 OPACITY_HALF = math.log(2.0)  # |b| with 1 - exp(-|b|) = 0.5
 
 ROWS: Dict[str, dict] = {
@@ -104,7 +104,8 @@ ROWS: Dict[str, dict] = {
                     doc='Attention to Scale (softmax over scales)'),
     'ssr-official': dict(model=_ssr(**OFFICIAL), aug=False,
                          doc='SSR, official recipe (slw 0.05, non-terminal)'),
-    'ssr': dict(model=_ssr(**CHOSEN), aug=False, doc='SSR, chosen recipe'),
+    'ssr': dict(model=_ssr(**CHOSEN), aug=False,
+                doc='SSR, the default: official + scale_loss_weight 1.0'),
     'afa': dict(model=_afa('afa', reduction=8), aug=False,
                 doc='AFANeck fusion=afa (reduction 8: 1 hidden unit on 8 channels)'),
     'concat': dict(model=_afa('concat'), aug=False, doc='AFANeck fusion=concat'),
@@ -119,8 +120,8 @@ ROWS: Dict[str, dict] = {
                        doc='official + scale_loss_weight 0.2'),
     'ssr-slw0.5': dict(model=_ssr(**dict(OFFICIAL, scale_loss_weight=0.5)), aug=False,
                        doc='official + scale_loss_weight 0.5'),
-    'ssr-slw1': dict(model=_ssr(**dict(OFFICIAL, scale_loss_weight=1.0)), aug=False,
-                     doc='official + scale_loss_weight 1.0'),
+    'ssr-slw1-terminal': dict(model=_ssr(**dict(CHOSEN, terminal=True)), aug=False,
+                              doc='default + terminal'),
     'ssr-3scales': dict(model=_ssr(**dict(OFFICIAL, train_scales=(0.5, 1.0, 2.0))), aug=False,
                         doc='official + train scales (0.5, 1, 2)'),
     'ssr-opacity0.5': dict(model=_ssr(**OFFICIAL, scale_attention=dict(bias_init=OPACITY_HALF)),
@@ -143,8 +144,8 @@ GROUPS = {
     'main': ['plain', 'plain-aug', 'hma', 'softmax', 'ssr-official', 'hma-slw1', 'mean-slw1',
              'ssr', 'afa', 'concat'],
     'ssr-ablation': ['ssr-official', 'ssr-native', 'ssr-logsoftmax', 'ssr-terminal',
-                     'ssr-slw0.2', 'ssr-slw1', 'ssr-opacity0.5', 'ssr-softplus', 'ssr',
-                     'ssr-slw0.5', 'ssr-3scales', 'ssr-aug'],
+                     'ssr-slw0.2', 'ssr-slw0.5', 'ssr', 'ssr-slw1-terminal', 'ssr-opacity0.5',
+                     'ssr-softplus', 'ssr-3scales', 'ssr-aug'],
     'afa-ablation': ['afa', 'afa-r2', 'concat'],
 }
 

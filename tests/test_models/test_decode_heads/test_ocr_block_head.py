@@ -110,7 +110,7 @@ def test_in_ssr_the_regions_are_fused_with_the_scale_weights():
                 density = torch.nn.functional.interpolate(
                     density, size=densities[0].shape[-2:], mode='bilinear', align_corners=False)
             densities.append(density)
-        fused = fuse_scales(regions, densities, method='ssr')
+        fused = fuse_scales(regions, densities, method='ssr', terminal=model.terminal)
         expected = model.decode_head.loss_aux_by_feat(fused, data)['aux_ocr.loss_ce']
     torch.testing.assert_close(losses['decode.aux_ocr.loss_ce'], expected)
 

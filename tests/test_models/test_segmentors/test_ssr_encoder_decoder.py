@@ -367,7 +367,8 @@ def test_fuse_log_probs_fuses_the_log_softmax():
     size = per_scale[0][1].shape[-2:]
     densities = [torch.nn.functional.interpolate(d, size=size, mode='bilinear',
                                                  align_corners=False) for _, d in per_scale]
-    expected = fuse_scales([torch.log_softmax(p, 1) for p, _ in per_scale], densities, 'ssr')
+    expected = fuse_scales([torch.log_softmax(p, 1) for p, _ in per_scale], densities, 'ssr',
+                           terminal=model.terminal)
     torch.testing.assert_close(fused, expected)
 
 
