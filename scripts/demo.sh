@@ -36,7 +36,9 @@ echo "   trained in $((SECONDS - start)) s"
 ckpt="$(cat "$WORK/last_checkpoint")"
 rm -f "$WORK.test-single.log"
 metrics() { grep -Eo 'aAcc: [0-9.]+ +mIoU: [0-9.]+ +mAcc: [0-9.]+' "$1" | tail -1; }
-if grep -q SSREncoderDecoder "$WORK"/*.py 2>/dev/null; then
+is_ssr=false
+grep -q SSREncoderDecoder "$WORK"/*.py 2>/dev/null && is_ssr=true
+if $is_ssr; then
     echo "== testing $ckpt at scale 1.0 only (the same checkpoint, no fusion)"
     "$PY" tools/test.py "$CONFIG" "$ckpt" --work-dir "$WORK" \
         --cfg-options "${data_opts[@]}" 'model.test_cfg.scales=(1.0,)' \
@@ -58,7 +60,7 @@ awk '/per class results/ {on = 1}
      on {sub(/^.* - INFO - /, ""); print; if ($0 ~ /^\+-/) n++; if (n == 3) exit}' "$WORK.test.log"
 metrics "$WORK.test.log"
 
-if grep -q SSREncoderDecoder "$WORK"/*.py 2>/dev/null; then
+if $is_ssr; then
     echo "== drawing the per-scale weights of 3 validation images"
     "$PY" tools/analysis/visualize_scale_attention.py "$CONFIG" "$ckpt" \
         "$DATA_ROOT"/img_dir/val/0000{0,1,2}.png --out-dir "$WORK/scale_attention" \

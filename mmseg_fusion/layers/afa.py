@@ -77,8 +77,7 @@ class SpatialAttention(nn.Module):
                                      padding=kernel_size // 2, **common)
         self.final = nn.Conv2d(mid_channels, out_channels, 1, bias=bias_init is not None)
         self.bias_init = bias_init
-        if bias_init is not None:
-            nn.init.constant_(self.final.bias, float(bias_init))
+        self.init_weights()
 
     def init_weights(self) -> None:
         """Keep the final bias at ``bias_init`` when an ``init_cfg`` re-initialises convs."""

@@ -41,7 +41,7 @@ Differences from the official code:
   object regions of :class:`~mmseg_fusion.models.OCRBlockHead`) are fused with the same
   weights, as official;
 - in ``slide`` test mode the density is stitched over windows like the logits and the weights
-  are computed at the input size (the official code has no sliding window);
+  are computed at the input size (the official code has no sliding window).
 """
 import inspect
 from contextlib import contextmanager
