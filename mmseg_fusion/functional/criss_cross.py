@@ -24,7 +24,7 @@ Differences from the official code and from mmcv (same result, different arithme
   autograd function saves only the inputs and the attention map (``N * H * W * (H + W)``
   values); the backward pass is written out by hand (see :class:`_CrissCrossFunction`).
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch.autograd.function import FunctionCtx, once_differentiable
@@ -39,13 +39,18 @@ def _accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
-def _energies(q: Tensor, k: Tensor, dtype: torch.dtype) -> Tensor:
+def _energies(q: Tensor,
+              k: Tensor,
+              dtype: torch.dtype,
+              out: Optional[Tensor] = None) -> Tensor:
     """Criss-cross energies of one image, the column's self entry masked.
 
     Args:
         q (Tensor): Queries of shape (H, W, C'), any strides.
         k (Tensor): Keys of shape (H, W, C'), any strides.
         dtype (torch.dtype): Dtype of the result.
+        out (Tensor, optional): Where to write the result, shape (H, W, H + W) of ``dtype``,
+            any strides (e.g. a view into a larger buffer). Defaults to None (a new tensor).
 
     Returns:
         Tensor: Energies of shape (H, W, H + W): ``[..., :H]`` the column (index ``i`` = row
@@ -54,7 +59,7 @@ def _energies(q: Tensor, k: Tensor, dtype: torch.dtype) -> Tensor:
     """
     h, w, _ = q.shape
     q, k = q.to(dtype), k.to(dtype)
-    energy = q.new_empty((h, w, h + w))
+    energy = q.new_empty((h, w, h + w)) if out is None else out
     # (H, W, C') @ (H, C', W) -> (H, W, W): e[h, w, j] = q[h, w] . k[h, j]
     torch.bmm(q, k.transpose(1, 2), out=energy[:, :, h:])
     # (W, H, C') @ (W, C', H) -> (W, H, H): e[h, w, i] = q[h, w] . k[i, w], written through
@@ -78,6 +83,37 @@ def _aggregate(attn: Tensor, value: Tensor, out: Tensor) -> None:
     torch.bmm(attn[:, :, h:], value, out=out)
     # (W, H, H) @ (W, H, C) -> (W, H, C): the column, added through the (W, H, C) view
     out.transpose(0, 1).add_(torch.bmm(attn[:, :, :h].transpose(0, 1), value.transpose(0, 1)))
+
+
+def _aggregate_grad_value(attn: Tensor, grad: Tensor, out: Tensor) -> None:
+    """Value gradient of :func:`_aggregate` for one image (the transposed aggregation).
+
+    Args:
+        attn (Tensor): Weights of shape (H, W, H + W), column part first.
+        grad (Tensor): Gradient of the aggregated values, shape (H, W, C).
+        out (Tensor): Result of shape (H, W, C); overwritten.
+    """
+    h = attn.shape[0]
+    # (H, W, W)^T @ (H, W, C) -> (H, W, C): the row
+    torch.bmm(attn[:, :, h:].transpose(1, 2), grad, out=out)
+    # (W, H, H)^T @ (W, H, C) -> (W, H, C): the column, added through the (W, H, C) view
+    out.transpose(0, 1).add_(
+        torch.bmm(attn[:, :, :h].transpose(0, 1).transpose(1, 2), grad.transpose(0, 1)))
+
+
+def _attention_grad(grad: Tensor, value: Tensor, out: Tensor) -> None:
+    """Gradient of the attention weights of one image: ``grad . value`` at each position.
+
+    Args:
+        grad (Tensor): Gradient of the aggregated values, shape (H, W, C).
+        value (Tensor): Values of shape (H, W, C).
+        out (Tensor): Result of shape (H, W, H + W), column part first; overwritten.
+    """
+    h = out.shape[0]
+    # (H, W, C) @ (H, C, W) -> (H, W, W): the row
+    out[:, :, h:] = torch.bmm(grad, value.transpose(1, 2))
+    # (W, H, C) @ (W, C, H) -> (W, H, H): the column, written through the (W, H, H) view
+    out[:, :, :h].transpose(0, 1).copy_(torch.bmm(grad.transpose(0, 1), value.permute(1, 2, 0)))
 
 
 def _scatter_energy_grad(grad_e: Tensor, q: Tensor, k: Tensor) -> Tuple[Tensor, Tensor]:
@@ -157,19 +193,9 @@ class _CrissCrossFunction(torch.autograd.Function):
             # channels-first), so no full-size copy of the gradient is held
             g = grad_out[i].to(value.dtype).contiguous()
             a, v = attn[i], value[i]
-            # value gradient: the transposed aggregation, A^T @ grad over rows and columns
-            # (H, W, W)^T @ (H, W, C) -> (H, W, C)
-            torch.bmm(a[:, :, h:].transpose(1, 2), g, out=grad_v[i])
-            # (W, H, H)^T @ (W, H, C) -> (W, H, C), added through the (W, H, C) view
-            grad_v[i].transpose(0, 1).add_(
-                torch.bmm(a[:, :, :h].transpose(0, 1).transpose(1, 2), g.transpose(0, 1)))
-            # attention gradient, (H, W, H + W): grad . value at each criss-cross position
+            _aggregate_grad_value(a, g, grad_v[i])
             grad_a = g.new_empty((h, w, h + w), dtype=acc)
-            # (H, W, C) @ (H, C, W) -> (H, W, W)
-            grad_a[:, :, h:] = torch.bmm(g, v.transpose(1, 2))
-            # (W, H, C) @ (W, C, H) -> (W, H, H), written through the (W, H, H) view
-            grad_a[:, :, :h].transpose(0, 1).copy_(
-                torch.bmm(g.transpose(0, 1), v.permute(1, 2, 0)))
+            _attention_grad(g, v, grad_a)
             # softmax backward; the masked self entries have a == 0, so their gradient is 0
             a = a.to(acc)
             grad_e = a * (grad_a - (grad_a * a).sum(dim=-1, keepdim=True))
