@@ -438,3 +438,31 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def _naive_criss_cross_3d(query, key, value):
+    """Loop reference from the definition: softmax over row + column + time line, self once."""
+    import torch
+    n, _, t, h, w = query.shape
+    out = torch.zeros_like(value)
+    for b in range(n):
+        for f in range(t):
+            for y in range(h):
+                for x in range(w):
+                    positions = ([(f, y, j) for j in range(w)]
+                                 + [(f, i, x) for i in range(h) if i != y]
+                                 + [(s, y, x) for s in range(t) if s != f])
+                    assert len(positions) == t + h + w - 2
+                    energy = torch.stack(
+                        [query[b, :, f, y, x] @ key[b, :, s, i, j] for s, i, j in positions])
+                    attn = torch.softmax(energy, dim=0)
+                    out[b, :, f, y, x] = sum(
+                        a * value[b, :, s, i, j] for a, (s, i, j) in zip(attn, positions))
+    return out
+
+
+@pytest.fixture(scope='session')
+def naive_criss_cross_3d() -> Callable:
+    """Loop reference of the 3D criss-cross attention: ``f(query, key, value)`` on
+    (N, C', T, H, W), (N, C', T, H, W), (N, C, T, H, W) float tensors."""
+    return _naive_criss_cross_3d

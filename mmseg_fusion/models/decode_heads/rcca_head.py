@@ -106,9 +106,7 @@ class RCCAHead(FCNHead):
             (N, ccl_channels, H, W).
         """
         x = self._transform_inputs(inputs)
-        feats = self.convs[0](x)
-        for _ in range(self.recurrence):
-            feats = self.cca(feats)
+        feats = self._attend(self.convs[0](x))
         out = self.convs[1](feats)
         if self.concat_input:
             out = self.conv_cat(torch.cat([x, out], dim=1))
@@ -116,6 +114,19 @@ class RCCAHead(FCNHead):
         if self.training and self.ccl_proj is not None:
             return logits, self.ccl_proj(feats)
         return logits
+
+    def _attend(self, feats: torch.Tensor) -> torch.Tensor:
+        """The recurrent criss-cross attention: ``recurrence`` steps with shared weights.
+
+        Args:
+            feats (Tensor): Features of shape (N, channels, H, W).
+
+        Returns:
+            Tensor: Attended features, same shape.
+        """
+        for _ in range(self.recurrence):
+            feats = self.cca(feats)
+        return feats
 
     def loss_by_feat(self, seg_logits: HeadOutput, batch_data_samples: SampleList) -> dict:
         """Segmentation losses on the logits, category-consistent losses on the embedding.
