@@ -11,7 +11,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
 import mmseg_fusion  # noqa: F401
-from mmseg_fusion.models.decode_heads import RCCAHead
+from mmseg_fusion.models.decode_heads import RCCA3DHead, RCCAHead
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CCNET = osp.join(ROOT, 'configs', 'ccnet')
@@ -32,6 +32,8 @@ OURS = (
     'ccnet_r101-d8_4xb4-160k_ade20k-512x512.py',
     'ccnet_r18-d8_1xb8-600_synthetic-128x128.py',
     'ccnet-ccl_r18-d8_1xb8-600_synthetic-128x128.py',
+    'ccnet_r18-d8_1xb8-1k_synthetic-video-64x64.py',
+    'ccnet3d_r18-d8_1xb8-1k_synthetic-video-64x64.py',
 )
 
 
@@ -46,9 +48,10 @@ def test_config_builds(path):
     register_all_modules()
     cfg = load(path)
     assert 'mmseg_fusion' in cfg.custom_imports['imports']
-    assert cfg.model.decode_head.type == 'RCCAHead'
+    video_3d = osp.basename(path).startswith('ccnet3d')
+    assert cfg.model.decode_head.type == ('RCCA3DHead' if video_3d else 'RCCAHead')
     model = MODELS.build(cfg.model)
-    assert isinstance(model.decode_head, RCCAHead)
+    assert isinstance(model.decode_head, RCCA3DHead if video_3d else RCCAHead)
     assert model.decode_head.recurrence == 2
     uses_ccl = 'ccnet-ccl' in osp.basename(path)
     assert (model.decode_head.ccl_proj is not None) == uses_ccl
@@ -93,3 +96,52 @@ def test_tiny_ccnet_trains_end_to_end(tmp_path, synthetic_root, tiny_options, ru
     assert ccl and all(torch.isfinite(torch.tensor([float(v) for v in ccl])))
     state = torch.load(ckpt, map_location='cpu', weights_only=False)['state_dict']
     assert 'decode_head.cca.gamma.scale' in state and 'decode_head.ccl_proj.weight' in state
+
+
+VIDEO_2D = osp.join(CCNET, 'ccnet_r18-d8_1xb8-1k_synthetic-video-64x64.py')
+VIDEO_3D = osp.join(CCNET, 'ccnet3d_r18-d8_1xb8-1k_synthetic-video-64x64.py')
+
+
+def test_video_configs_share_the_state_dict_and_the_clips():
+    register_all_modules()
+    cfg2d, cfg3d = load(VIDEO_2D), load(VIDEO_3D)
+    assert cfg3d.model.decode_head.clip_length == cfg3d.clip_length == 4
+    for cfg in (cfg2d, cfg3d):
+        assert cfg.train_dataloader.sampler == dict(type='ClipSampler', clip_length=4,
+                                                    shuffle=True)
+        assert cfg.val_dataloader.sampler.shuffle is False
+        assert cfg.train_dataloader.batch_size % 4 == 0 and cfg.val_dataloader.batch_size == 4
+        # no per-sample random geometric transform: the frames of a clip stay aligned
+        assert [t['type'] for t in cfg.train_dataloader.dataset.pipeline] == [
+            'LoadCheckedImageFromFile', 'LoadCheckedAnnotations', 'PackSegInputs']
+    a = MODELS.build(cfg2d.model).state_dict()
+    b = MODELS.build(cfg3d.model).state_dict()
+    assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+
+
+@pytest.mark.slow  # ~1 min of CPU: 4 iterations, validation, then tools/test.py
+def test_video_config_trains_and_tests_through_the_tools(tmp_path, run_tool):
+    from mmseg_fusion.datasets import generate_video_dataset
+    data = str(tmp_path / 'video')
+    generate_video_dataset(data, num_train=2, num_val=1, num_frames=8, image_size=64, seed=0)
+    work = str(tmp_path / 'work')
+    opts = [f'{loader}.{key}' for loader in ('train_dataloader', 'val_dataloader',
+                                             'test_dataloader')
+            for key in (f'dataset.data_root={data}', 'num_workers=0',
+                        'persistent_workers=False')]
+    opts += ['train_cfg.max_iters=4', 'train_cfg.val_interval=4', 'param_scheduler.0.end=4',
+             'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=1']
+    out = run_tool([osp.join(ROOT, 'tools', 'train.py'), VIDEO_3D, '--work-dir', work,
+                    '--cfg-options', *opts])
+    ckpt = osp.join(work, 'iter_4.pth')
+    assert osp.isfile(ckpt), out.stdout[-3000:]
+    losses = [float(v) for v in re.findall(r'Iter\(train\).*?\sloss: ([-0-9.e+naif]+)',
+                                           out.stdout)]
+    assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses))), out.stdout[-3000:]
+    # 8 validation frames in 2 clips of 4: every frame evaluated once
+    assert re.search(r'Iter\(val\) \[2/2\]', out.stdout), out.stdout[-3000:]
+    # the 3D checkpoint evaluates with the 2D config too (same state dict)
+    for config in (VIDEO_3D, VIDEO_2D):
+        out = run_tool([osp.join(ROOT, 'tools', 'test.py'), config, ckpt, '--work-dir',
+                        str(tmp_path / 'test'), '--cfg-options', *opts])
+        assert re.search(r'mIoU: [0-9.]+', out.stdout), out.stdout[-3000:]
