@@ -11,6 +11,12 @@ EMANet heads (our ``EMAUHead`` vs mmseg's ``EMAHead``, same weights) as H = W gr
 time and memory scale (non-local attention is quadratic in H x W, criss-cross
 ``O(HW (H + W))``, A² and EM attention linear).
 
+Part 3 (``--video``) compares the 3D criss-cross attention of CCNet (TPAMI) on clips,
+:class:`mmseg_fusion.layers.CrissCrossAttention3d` (case ``cca3d-tT``: a batch of ``B * T``
+frames regrouped into B clips of T frames, attended over row, column and time line, and back),
+with the 2D layer run on every frame (``cca2d-frames``: the same batch, same weights, no
+temporal entries): what the temporal context costs per frame.
+
 Method:
 
 * Timing: every implementation is built once; the runs are interleaved (A, B, A, B, ...) so
@@ -31,6 +37,7 @@ Usage::
     python tools/analysis/benchmark_attention.py                 # part 1, CPU (+ GPU if any)
     python tools/analysis/benchmark_attention.py --scaling       # parts 1 and 2
     python tools/analysis/benchmark_attention.py --scaling-only --sizes 33 65 97
+    python tools/analysis/benchmark_attention.py --video-only --clip-length 4
 
 Exits with status 1 when outputs of compared implementations differ by more than ``--tol``
 (relative to the output's largest magnitude).
@@ -86,6 +93,25 @@ def build_case(name: str, channels: int) -> Tuple[nn.Module, Callable]:
             ref.load_state_dict(module.state_dict(), strict=True)
             module = ref
         return module, module
+    if name == 'cca2d-frames' or name.startswith('cca3d-t'):
+        from mmseg_fusion.layers import CrissCrossAttention, CrissCrossAttention3d
+        module = CrissCrossAttention(channels)
+        for p in module.parameters():
+            nn.init.normal_(p, std=0.02)
+        module.gamma.scale.data.fill_(0.5)
+        if name == 'cca2d-frames':
+            return module, module
+        clip = int(name[len('cca3d-t'):])
+        module3d = CrissCrossAttention3d(channels)
+        module3d.load_state_dict(module.state_dict(), strict=True)
+
+        def run3d(x: torch.Tensor) -> torch.Tensor:
+            # (B * T, C, H, W) frames -> (B, C, T, H, W) clips -> frames, as RCCA3DHead does
+            n, c, h, w = x.shape
+            y = module3d(x.view(n // clip, clip, c, h, w).transpose(1, 2))
+            return y.transpose(1, 2).reshape(n, c, h, w)
+
+        return module3d, run3d
     if name == 'a2':
         from mmseg_fusion.layers import DoubleAttention
         module = DoubleAttention(channels)
@@ -170,7 +196,9 @@ def memory_child(name: str, shape: Shape, mode: str, threads: int) -> dict:
     backward = mode == 'fwd+bwd'
     # warm-up on a tiny input: loads lazily initialised kernels and thread pools, whose
     # memory is not the case's
-    tiny = torch.randn(1, shape[1], 5, 7, requires_grad=True)
+    # (a clip case needs whole clips)
+    tiny = torch.randn(shape[0] if name.startswith('cca3d') else 1, shape[1], 5, 7,
+                       requires_grad=True)
     run_once(run, tiny, True)
     x = torch.randn(shape).requires_grad_(backward)
     with torch.no_grad():
@@ -309,6 +337,22 @@ def scaling_benchmark(devices: Sequence[str], sizes: Sequence[int], channels: in
     return diffs
 
 
+def video_benchmark(devices: Sequence[str], shapes: Sequence[Shape], clip_length: int,
+                    repeat: int, threads: int, skip_memory: bool) -> None:
+    """Part 3: 3D criss-cross attention on clips vs the 2D attention on every frame."""
+    case3d = f'cca3d-t{clip_length}'
+    for device in devices:
+        for shape in shapes:
+            if shape[0] % clip_length:
+                raise ValueError(f'benchmark_attention: --video-shapes N = {shape[0]} must be a '
+                                 f'multiple of --clip-length {clip_length}')
+            results = measure(('cca2d-frames', case3d), shape, device, repeat, threads,
+                              skip_memory)
+            print_table(f'3D vs per-frame criss-cross attention ({shape[0] // clip_length} '
+                        f'clips of {clip_length} frames), {device}, threads={threads}:', shape,
+                        results, baseline='cca2d-frames')
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -328,6 +372,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch', type=int, default=1, help='N of part 2')
     parser.add_argument('--tol', type=float, default=1e-5,
                         help='largest allowed relative output difference')
+    parser.add_argument('--video', action='store_true', help='also run part 3')
+    parser.add_argument('--video-only', action='store_true', help='only run part 3')
+    parser.add_argument('--video-shapes', nargs='+', default=['8,256,65,65', '8,64,23,29'],
+                        help='N,C,H,W shapes of part 3 (N = clips x clip length frames)')
+    parser.add_argument('--clip-length', type=int, default=4, help='T of part 3')
     parser.add_argument('--memory-case', help=argparse.SUPPRESS)
     parser.add_argument('--memory-shape', help=argparse.SUPPRESS)
     parser.add_argument('--memory-mode', help=argparse.SUPPRESS)
@@ -350,12 +399,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     print(f'torch {torch.__version__}, devices {devices}, CPU threads {args.threads}')
     diffs = []
-    if not args.scaling_only:
+    if not (args.scaling_only or args.video_only):
         shapes = [tuple(int(v) for v in s.split(',')) for s in args.cca_shapes]
         diffs += cca_benchmark(devices, args.repeat, args.threads, args.skip_memory, shapes)
-    if args.scaling or args.scaling_only:
+    if (args.scaling or args.scaling_only) and not args.video_only:
         diffs += scaling_benchmark(devices, args.sizes, args.channels, args.batch,
                                    args.repeat, args.threads, args.skip_memory)
+    if args.video or args.video_only:
+        shapes = [tuple(int(v) for v in s.split(',')) for s in args.video_shapes]
+        video_benchmark(devices, shapes, args.clip_length, args.repeat, args.threads,
+                        args.skip_memory)
     worst = max(diffs) if diffs else 0.
     print(f'\nlargest relative output difference: {worst:.2e} (tolerance {args.tol:.0e})')
     return 0 if worst <= args.tol else 1
