@@ -106,3 +106,25 @@ def test_cli(tmp_path, repo_root, run_tool):
     assert "{'train': 3, 'val': 2}" in out.stdout
     again = run_tool([script, tmp_path / 'ds', '--num-train', '3'], check=False)
     assert again.returncode == 2 and 'not empty' in again.stdout
+
+
+def test_styles():
+    rng = [0, 3]
+    classic = generate_sample(np.random.default_rng(rng), 64, 8.0, 8)
+    default = generate_sample(np.random.default_rng(rng), 64, 8.0, 8, style='classic')
+    legible = generate_sample(np.random.default_rng(rng), 64, 8.0, 8, style='legible')
+    assert all((a == b).all() for a, b in zip(classic, default))
+    assert not (classic[0] == legible[0]).all()
+    # triangles are drawn larger in the legible style, the rest of the layout is the same
+    assert (legible[1] == 3).sum() >= (classic[1] == 3).sum()
+    with pytest.raises(ValueError, match="style must be one of .*got 'bold'"):
+        generate_sample(np.random.default_rng(0), 64, style='bold')
+
+
+def test_dataset_style(tmp_path):
+    a, b = str(tmp_path / 'a'), str(tmp_path / 'b')
+    generate_dataset(a, num_train=2, num_val=1, image_size=32, seed=5)
+    generate_dataset(b, num_train=2, num_val=1, image_size=32, seed=5, style='legible')
+    assert digest(a) != digest(b)
+    with pytest.raises(ValueError, match="style must be one of"):
+        generate_dataset(str(tmp_path / 'c'), style='bold')

@@ -53,3 +53,21 @@ def test_table_reports_mean_and_std_over_seeds(bench):
     assert '`ssr`' not in text  # rows without results are left out
     # the worst class is taken from the best column (mean-TTA here)
     assert '| 54.0 | 10 |' in text
+
+
+def test_width_option_widens_fcn_rows_and_refuses_necks(bench):
+    import copy
+
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    import mmseg_fusion  # noqa: F401
+    init_default_scope('mmseg')
+    cfg = bench._widen(copy.deepcopy(bench.ROWS['ssr']['model']), 'ssr', 16)
+    model = MODELS.build(cfg)
+    assert model.decode_head.conv_seg.in_channels == 64
+    assert model.scale_attention is not None
+    with pytest.raises(ValueError, match="--width 16 .* row 'afa' has a neck"):
+        bench._widen(copy.deepcopy(bench.ROWS['afa']['model']), 'afa', 16)
+    # the legible data set is generated with its style
+    assert bench.DATASETS['c']['style'] == 'legible'

@@ -37,6 +37,9 @@ TEST_SCALES = (0.5, 0.75, 1.0, 1.5, 2.0)
 DATASETS = {
     'a': dict(image_size=128, min_size=6.0, max_objects=12, num_train=400, num_val=100, seed=0),
     'b': dict(image_size=160, min_size=8.0, max_objects=12, num_train=400, num_val=100, seed=7),
+    # the legible style: every class learnable by the plain FCN (see configs/ssr/README.md)
+    'c': dict(image_size=128, min_size=8.0, max_objects=10, num_train=400, num_val=100, seed=0,
+              style='legible'),
 }
 NUM_CLASSES = 5
 WIDTH = 8  # ResNetV1c-18 at 1/8 width
@@ -162,7 +165,7 @@ def make_data(name: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
         for i in range(num):
             rng = np.random.default_rng([spec['seed'], offset + i])
             img, lab = generate_sample(rng, spec['image_size'], spec['min_size'],
-                                       spec['max_objects'])
+                                       spec['max_objects'], spec.get('style', 'classic'))
             imgs.append(img)
             labels.append(lab)
         out[split] = (np.stack(imgs), np.stack(labels))
@@ -248,13 +251,27 @@ def _as_fusion_model(cfg: dict, trained):
     return model.eval()
 
 
+def _widen(cfg: dict, row: str, width: int) -> dict:
+    """The FCN / SSR recipe ``cfg`` with backbone and heads at ``width`` base channels."""
+    if width == WIDTH:
+        return cfg
+    if cfg.get('neck') is not None:
+        raise ValueError(f'scale_fusion_benchmark: --width {width} is for the FCN and fusion '
+                         f'rows, row {row!r} has a neck (AFA rows run at width {WIDTH})')
+    cfg['backbone'].update(stem_channels=width, base_channels=width)
+    cfg['decode_head'].update(in_channels=8 * width, channels=4 * width)
+    cfg['auxiliary_head'].update(in_channels=4 * width, channels=2 * width)
+    return cfg
+
+
 def run_one(row: str, seed: int, iters: int, data_name: str, threads: int,
-            lr: float, batch: int, optim_name: str = 'adamw') -> dict:
+            lr: float, batch: int, optim_name: str = 'adamw', width: int = WIDTH) -> dict:
     """Train row ``row`` with ``seed`` and evaluate it; returns a JSON-able result."""
     import copy
     import random
 
     import torch
+    from mmengine.logging import MMLogger
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
@@ -268,10 +285,16 @@ def run_one(row: str, seed: int, iters: int, data_name: str, threads: int,
     torch.manual_seed(seed)
     data = make_data(data_name)
     size = DATASETS[data_name]['image_size']
-    cfg = copy.deepcopy(spec['model'])
+    cfg = _widen(copy.deepcopy(spec['model']), row, width)
     cfg['data_preprocessor']['size'] = (size, size)
     model = MODELS.build(cfg)
-    model.init_weights()
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel('WARNING')  # init_weights logs every parameter
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
     model.train()
     optimizer = (dict(type='SGD', lr=lr, momentum=0.9, weight_decay=5e-4) if optim_name == 'sgd'
                  else dict(type='AdamW', lr=lr, weight_decay=0.01))
@@ -292,7 +315,7 @@ def run_one(row: str, seed: int, iters: int, data_name: str, threads: int,
     emodel = _as_fusion_model(cfg, model)
     fusion = getattr(model, 'fusion', None) if cfg['type'] == 'SSREncoderDecoder' else None
     result = dict(row=row, seed=seed, iters=iters, data=data_name, lr=lr, batch=batch,
-                  optim=optim_name, train_s=round(train_s, 1))
+                  optim=optim_name, width=width, train_s=round(train_s, 1))
     result['single'] = _evaluate(emodel, data['val'], (1.0, ), 'mean')
     result['mean_tta'] = _evaluate(emodel, data['val'], TEST_SCALES, 'mean')
     if fusion is not None and fusion != 'mean':
@@ -343,6 +366,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--optim', choices=('sgd', 'adamw'), default='sgd')
     parser.add_argument('--lr', type=float, default=0.05)
     parser.add_argument('--data', choices=sorted(DATASETS), default='a')
+    parser.add_argument('--width', type=int, default=WIDTH,
+                        help='base channels of the FCN and fusion rows (8: 1/8 of ResNet-18)')
     parser.add_argument('--jobs', type=int, default=2, help='parallel trainings')
     parser.add_argument('--threads', type=int, default=1, help='torch threads per training')
     parser.add_argument('--out', default='work_dirs/scale_fusion_benchmark')
@@ -360,8 +385,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.makedirs(args.out, exist_ok=True)
 
     def path(row: str, seed: int) -> str:
+        wide = f'_w{args.width}' if args.width != WIDTH else ''
         return osp.join(args.out, f'{args.data}_{row}_s{seed}_it{args.iters}_{args.optim}_'
-                        f'lr{args.lr:g}_b{args.batch}.json')
+                        f'lr{args.lr:g}_b{args.batch}{wide}.json')
 
     todo = [(r, s) for r in rows for s in args.seeds if not osp.exists(path(r, s))]
     print(f'scale_fusion_benchmark: {len(rows) * len(args.seeds) - len(todo)} cached, '
@@ -369,7 +395,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     start = time.time()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = {pool.submit(run_one, r, s, args.iters, args.data, args.threads, args.lr,
-                               args.batch, args.optim): (r, s) for r, s in todo}
+                               args.batch, args.optim, args.width): (r, s)
+                   for r, s in todo}
         failed = []
         for n, fut in enumerate(as_completed(futures), 1):
             r, s = futures[fut]
@@ -397,7 +424,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for s in args.seeds:
             with open(path(r, s)) as f:
                 results.append(json.load(f))
-    text = (f'data {args.data} {DATASETS[args.data]}, {args.iters} iterations, batch '
+    text = (f'data {args.data} {DATASETS[args.data]}, width {args.width}, '
+            f'{args.iters} iterations, batch '
             f'{args.batch}, {args.optim} lr {args.lr:g} poly, seeds {args.seeds}, mIoU %\n\n'
             + table(results, rows))
     with open(osp.join(args.out, f'table_{args.data}_{args.rows.replace(",", "+")}.md'),
