@@ -9,7 +9,7 @@ import os
 from mmengine.config import Config, DictAction
 
 import mmseg_fusion  # noqa: F401  (registers our modules; safe checkpoint loading)
-from mmseg_fusion.engine import build_runner, default_work_dir
+from mmseg_fusion.engine import build_runner, default_work_dir, shutdown_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -75,6 +75,8 @@ def main() -> None:
         cfg.test_evaluator['keep_results'] = True
 
     build_runner(cfg).test()
+    # a finished distributed run ends cleanly (no abort of a rank at exit)
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

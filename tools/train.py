@@ -11,7 +11,12 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
 import mmseg_fusion  # noqa: F401  (registers our modules; safe checkpoint loading)
-from mmseg_fusion.engine import RNGStateHook, build_runner, default_work_dir
+from mmseg_fusion.engine import (
+    RNGStateHook,
+    build_runner,
+    default_work_dir,
+    shutdown_distributed,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -64,6 +69,8 @@ def main() -> None:
         cfg.custom_hooks = custom_hooks + [dict(type='RNGStateHook')]
 
     build_runner(cfg).train()
+    # a finished distributed run ends cleanly (no abort of a rank at exit)
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

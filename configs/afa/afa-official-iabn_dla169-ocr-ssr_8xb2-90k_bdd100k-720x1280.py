@@ -2,7 +2,9 @@
 # form: the network of afa-official_dla102x-ocr-ssr_8xb1-140k_cityscapes-1024x2048.py on a
 # DLA-169 backbone, with leaky ReLU 0.01 (InPlace-ABN) outside the backbone, BDD100K's own
 # input statistics (mean 0.279/0.293/0.290, std 0.247/0.265/0.276 of [0, 1] RGB) and SSR
-# tested on 0.5, 1.0, 1.5, 2.0. tools/model_converters/dlaafa2fusion.py converts the released
+# tested on 0.5, 1.0, 1.5, 2.0; as official, the 720x1280 images run at 768x1280 (resized up
+# to multiples of 128, the predictions resized back; 64 in training: also 768x1280).
+# tools/model_converters/dlaafa2fusion.py converts the released
 # `bdd100k/afa_dla_up_ocr_ssr_dla169.ckpt` into it (official README: 67.46 mIoU on val).
 # Recipe from the official config: 8 GPUs x 2 crops of 720x1280, lr 0.015, 200 epochs of the
 # 7000 training images (= 87.5k iterations). Data: mmseg's BDD100K layout (data/bdd100k).

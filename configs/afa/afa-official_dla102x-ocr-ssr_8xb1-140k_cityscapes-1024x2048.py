@@ -11,11 +11,12 @@
 # Recipe from the official config: 8 GPUs x 1 image of 1024x2048, SyncBN, SGD lr 0.01
 # (momentum 0.9, weight decay 1e-4), poly 0.9 with a 1000-iteration linear warmup from 1 %,
 # 375 epochs of the 2975 training images (= 139.5k iterations), random scale 0.5-2.0,
-# random rotation +-10 degrees, colour jitter.
+# random rotation +-10 degrees, colour jitter. As official (`dla_resize`), inputs are resized
+# up to multiples of 64 in training and 128 in testing before the network and the predictions
+# back (`size_divisor_resize`; Cityscapes sizes already are multiples, BDD100K's 720 is not).
 # Not reproduced (see configs/afa/README.md): the RMI/BCE loss (cross-entropy here), class-
-# uniform sampling with the coarse and auto-labelled extra data, fp16, the resizing of inputs
-# to multiples of 64/128 (Cityscapes sizes already are), the SSR fusion of the 4 deep-
-# supervision outputs during training (here they see the 1.0 scale only), SegFix.
+# uniform sampling with the coarse and auto-labelled extra data, fp16, the SSR fusion of the 4
+# deep-supervision outputs during training (here they see the 1.0 scale only), SegFix.
 _base_ = [
     'mmseg::_base_/datasets/cityscapes.py',
     'mmseg::_base_/default_runtime.py',
@@ -101,8 +102,9 @@ model = dict(
     # official scale_space_attn: SpatialAttention(256 -> 256 -> 256 -> 1), |.|, on the OCR
     # features
     scale_attention=dict(act_cfg=act_cfg),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole', scales=test_scales))
+    # official dla_resize: up to multiples of 64 (training) / 128 (testing), predictions back
+    train_cfg=dict(size_divisor_resize=64),
+    test_cfg=dict(mode='whole', scales=test_scales, size_divisor_resize=128))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),

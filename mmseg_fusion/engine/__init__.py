@@ -7,7 +7,7 @@ from .checkpoint import (
     mmengine_safe_globals,
     register_checkpoint_loader,
 )
-from .distributed import FusionDistributedDataParallel, setup_distributed
+from .distributed import FusionDistributedDataParallel, setup_distributed, shutdown_distributed
 from .publish import (
     atomic_save,
     hashed_filename,
@@ -28,5 +28,5 @@ __all__ = [
     'load_checkpoint_file', 'load_local_checkpoint', 'mmengine_safe_globals', 'plain_value',
     'publish_checkpoint', 'publishable_checkpoint', 'register_atomic_local_backend',
     'register_checkpoint_loader', 'set_rng_states', 'setup_distributed', 'sha256_file',
-    'software_versions'
+    'shutdown_distributed', 'software_versions'
 ]

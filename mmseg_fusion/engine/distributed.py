@@ -6,6 +6,10 @@ mmengine 0.10.7 cannot run ``torchrun ... --launcher pytorch`` on CPU: its
 modules) and ``SyncBN`` has no CPU kernel. :func:`setup_distributed` fixes the config of a run
 and initialises the process group before the ``Runner`` is built (mmengine then keeps it); with
 CUDA it changes nothing, so GPU runs stay on NCCL exactly as configured.
+:func:`shutdown_distributed` ends a finished run: neither mmengine nor torch destroys the
+process group at exit, and a gloo group whose threads are still alive while the interpreter
+shuts down can abort a rank (``terminate called without an active exception``, SIGABRT) after
+its work is done, so that torchrun reports a finished run as failed.
 """
 import os
 import subprocess
@@ -20,7 +24,7 @@ from mmengine.registry import MODEL_WRAPPERS
 
 from .sync_bn import convert_sync_batchnorm_for_cpu
 
-__all__ = ['FusionDistributedDataParallel', 'setup_distributed']
+__all__ = ['FusionDistributedDataParallel', 'setup_distributed', 'shutdown_distributed']
 
 
 @MODEL_WRAPPERS.register_module()
@@ -103,3 +107,23 @@ def setup_distributed(cfg: Config, launcher: str) -> Optional[str]:
     return (f'CUDA is not available: distributed backend {requested!r} replaced by '
             f"'gloo', model wrapper {wrapper_cfg.get('type', wrapper_type)!r} "
             '(SyncBN synchronised on CPU)')
+
+
+def shutdown_distributed() -> bool:
+    """End a finished distributed run: wait for every process, then destroy the process group.
+
+    Call it once at the end of a run that succeeded (``tools/train.py`` and ``tools/test.py``
+    do); outside a process group it does nothing. Without it the (gloo) process group is
+    still alive when the interpreter exits and its threads can abort the process
+    (``terminate called without an active exception``, SIGABRT). The barrier keeps a rank
+    from shutting its group down while another still communicates. Do not call it after an
+    error in one rank: the others may never reach the barrier.
+
+    Returns:
+        bool: Whether a process group was destroyed.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return False
+    dist.barrier()
+    dist.destroy_process_group()
+    return True

@@ -60,6 +60,7 @@ from torch import Tensor
 from mmseg_fusion.functional import scale_fusion as sf
 from mmseg_fusion.layers import SpatialAttention
 from mmseg_fusion.models.utils.check import check_encoder_decoder
+from mmseg_fusion.models.utils.size_divisor import multiple_size, resize_to_multiple
 
 __all__ = ['SSREncoderDecoder', 'check_scales']
 
@@ -95,14 +96,19 @@ class SSREncoderDecoder(EncoderDecoder):
 
     Args:
         backbone, decode_head, neck, auxiliary_head, train_cfg, data_preprocessor, pretrained,
-            init_cfg: As in :class:`mmseg.models.EncoderDecoder`.
+            init_cfg: As in :class:`mmseg.models.EncoderDecoder`; ``train_cfg`` may also set
+            ``size_divisor_resize`` for :meth:`loss` (the official AFA training: 64).
         test_cfg (dict, optional): As in ``EncoderDecoder`` (``mode='whole'|'slide'``,
             ``crop_size``, ``stride``) plus ``scales`` (tuple of float, positive, ascending,
             containing 1.0; defaults to ``train_scales``), ``flip`` (bool, average the fused
             logits of the image and its horizontal flip; defaults to False) and
             ``return_weights`` (bool, write the per-scale weights into each data sample as
-            ``scale_weights``, a PixelData of shape (S, H, W); defaults to False).
-            Defaults to None (``whole`` mode).
+            ``scale_weights``, a PixelData of shape (S, H, W); defaults to False) and
+            ``size_divisor_resize`` (int, resize the 1.0-scale input bilinearly up to
+            multiples of it before the network, take the other scales from that and resize
+            every prediction back to the input size, as the official AFA inference does with
+            128; test-time views of :meth:`predict_view` run at the same sizes; defaults to
+            None: no resize). Defaults to None (``whole`` mode).
         fusion (str): ``'ssr'``, ``'hma'``, ``'softmax'``, ``'mean'`` or ``'max'``.
             Defaults to ``'ssr'``.
         phi (str): ``phi`` of SSR, ``'abs'`` or ``'softplus'``. Defaults to ``'abs'``.
@@ -165,6 +171,14 @@ class SSREncoderDecoder(EncoderDecoder):
         self.train_scales = check_scales(train_scales, 'train_scales')
         test_cfg['scales'] = check_scales(test_cfg.get('scales', self.train_scales),
                                           'test_cfg.scales')
+        for name, cfg in (('train_cfg', train_cfg), ('test_cfg', test_cfg)):
+            divisor = (cfg or {}).get('size_divisor_resize')
+            if divisor is not None:
+                try:
+                    multiple_size((1, 1), divisor)
+                except ValueError:
+                    raise ValueError(f'SSREncoderDecoder: {name}.size_divisor_resize must be '
+                                     f'a positive int or None, got {divisor!r}') from None
         super().__init__(backbone, decode_head, neck=neck, auxiliary_head=auxiliary_head,
                          train_cfg=train_cfg, test_cfg=test_cfg,
                          data_preprocessor=data_preprocessor, pretrained=pretrained,
@@ -226,6 +240,17 @@ class SSREncoderDecoder(EncoderDecoder):
         h, w = inputs.shape[-2:]
         size = (max(1, int(round(h * scale))), max(1, int(round(w * scale))))
         return F.interpolate(inputs, size=size, mode='bilinear', align_corners=False)
+
+    def _network_input(self, inputs: Tensor, scale: float, view_scale: float = 1.0,
+                       size_1x: Optional[Sequence[int]] = None) -> Tensor:
+        """``inputs`` (at ``view_scale``) after ``test_cfg.size_divisor_resize``, then by ``scale``.
+
+        See :func:`~mmseg_fusion.models.utils.size_divisor.resize_to_multiple`; ``size_1x``
+        is the 1.0-scale image size (default: ``inputs``' size / ``view_scale``).
+        """
+        inputs = resize_to_multiple(inputs, self.test_cfg.get('size_divisor_resize'),
+                                    view_scale, size_1x)
+        return self._resize_input(inputs, scale)
 
     def _decode(self, x: Tensor, scale: float, with_aux: bool = False
                 ) -> Tuple[Tensor, Optional[Tensor], List[Tensor], Optional[Tensor]]:
@@ -317,15 +342,17 @@ class SSREncoderDecoder(EncoderDecoder):
             return preds[:, :-1], preds[:, -1:]
         return preds, None
 
-    def _scale_prediction(self, inputs: Tensor, scale: float, view_scale: float = 1.0
+    def _scale_prediction(self, inputs: Tensor, scale: float, view_scale: float = 1.0,
+                          size_1x: Optional[Sequence[int]] = None
                           ) -> Tuple[Tensor, Optional[Tensor]]:
         """Logits (N, C, H, W) at the input size and density (N, 1, h', w') of one scale.
 
-        ``inputs`` is resized by ``scale``; ``view_scale`` is the scale ``inputs`` already has
-        (a test-time view). In ``slide`` mode the density is stitched at the input size
+        ``inputs`` is resized by ``scale`` (after ``test_cfg.size_divisor_resize``, see
+        :meth:`_network_input`); ``view_scale`` is the scale ``inputs`` already has (a
+        test-time view). In ``slide`` mode the density is stitched at the input size
         (h', w') = (H, W); in ``whole`` mode see :meth:`_decode`.
         """
-        x = self._resize_input(inputs, scale)
+        x = self._network_input(inputs, scale, view_scale, size_1x)
         base = tuple(inputs.shape[-2:])
         if self.test_cfg.get('mode', 'whole') == 'slide':
             logits, density = self._slide(x, scale * view_scale)
@@ -405,6 +432,7 @@ class SSREncoderDecoder(EncoderDecoder):
             losses.
         """
         base = tuple(inputs.shape[-2:])
+        inputs = resize_to_multiple(inputs, (self.train_cfg or {}).get('size_divisor_resize'))
         state = sf.init_fusion(self.fusion, self.phi, self.terminal)
         # the head's own auxiliary logits (OCR soft regions) are fused with the same weights
         aux_state = (sf.init_fusion(self.fusion, self.phi, self.terminal)
@@ -493,7 +521,8 @@ class SSREncoderDecoder(EncoderDecoder):
             for s in data_samples)
         if self.test_cfg.get('mode', 'whole') == 'whole' and unpadded:
             return self._predict_view_direct(inputs, data_samples, scale)
-        logits, density = self._scale_prediction(inputs, 1.0, view_scale=scale)
+        size_1x = None if data_samples is None else data_samples[0].metainfo.get('ori_shape')
+        logits, density = self._scale_prediction(inputs, 1.0, view_scale=scale, size_1x=size_1x)
         logits = self._fusion_input(logits)
         samples = self.postprocess_result(logits, data_samples)
         if density is not None:
@@ -514,7 +543,9 @@ class SSREncoderDecoder(EncoderDecoder):
         (after the flip is undone) instead of first to the view's input size, which for views
         at scales > 1 is larger than the original image; the density keeps its size.
         """
-        logits, density, _, _ = self._decode(inputs, scale)
+        size_1x = data_samples[0].metainfo.get('ori_shape')
+        logits, density, _, _ = self._decode(
+            self._network_input(inputs, 1.0, scale, size_1x), scale)
         for i, sample in enumerate(data_samples):
             # (C, H_ori, W_ori)
             seg_logits = self._fusion_input(self._restore(logits[i:i + 1], sample.metainfo))[0]

@@ -386,3 +386,114 @@ def test_scale_attention_bias_init_sets_the_initial_opacity():
     with torch.no_grad():
         density = model.eval()._decode(torch.randn(1, 3, 16, 16), 1.0)[1]
     torch.testing.assert_close(1 - torch.exp(-density), torch.full_like(density, 0.5))
+
+
+def official_afa_forward(model, x, scales, divisor):
+    """dla-afa ``nscale_forward`` written out: ``dla_resize``, every scale from it, back.
+
+    The 1.0-scale input is resized bilinearly up to multiples of ``divisor``; scale ``s`` is
+    ``interpolate(x_1x, scale_factor=s, recompute_scale_factor=True)``; every scale's logits
+    are resized to the input size, its features to the 1.0-scale feature size, the SSR weights
+    ``(1 - exp(-y_s)) prod_{t<s} exp(-y_t)`` are computed there and resized to the input size.
+    """
+    import math
+
+    import torch.nn.functional as F
+
+    def bilinear(t, **kwargs):
+        return F.interpolate(t, mode='bilinear', align_corners=False, **kwargs)
+
+    h, w = x.shape[-2:]
+    x_1x = bilinear(x, size=(math.ceil(h / divisor) * divisor, math.ceil(w / divisor) * divisor))
+    preds, feats = {}, {}
+    for s in sorted(scales):
+        xs = x_1x if s == 1.0 else bilinear(x_1x, scale_factor=s, recompute_scale_factor=True)
+        store = []
+        handle = model.decode_head.conv_seg.register_forward_pre_hook(
+            lambda m, args, store=store: store.append(args[0]))
+        logits = model.decode_head(model.extract_feat(xs))
+        handle.remove()
+        preds[s] = bilinear(logits, size=(h, w))
+        feats[s] = store[0]
+    pred, transmittance = 0, 1
+    for s in sorted(scales):
+        y = model.scale_attention(bilinear(feats[s], size=feats[1.0].shape[-2:])).abs()
+        weight = (1 - torch.exp(-y)) * transmittance
+        transmittance = transmittance * torch.exp(-y)
+        pred = pred + preds[s] * bilinear(weight, size=(h, w))
+    return pred
+
+
+def record_input_sizes(model):
+    """A list that receives the (H, W) of every backbone input, and the hook's handle."""
+    sizes = []
+    handle = model.backbone.register_forward_pre_hook(
+        lambda m, args: sizes.append(tuple(args[0].shape[-2:])))
+    return sizes, handle
+
+
+@pytest.mark.parametrize('flip', [False, True])
+def test_size_divisor_resize_follows_the_official_inference(flip):
+    """test_cfg.size_divisor_resize=128 on 180x320: the network runs at 256x384 (x 0.5, 1.5)."""
+    torch.manual_seed(0)
+    scales = (0.5, 1.0, 1.5)
+    model = build(test_cfg=dict(mode='whole', scales=scales, flip=flip,
+                                size_divisor_resize=128)).eval()
+    with torch.no_grad():  # logits of order 1, so that the tolerance below means something
+        model.decode_head.conv_seg.weight.mul_(1000)
+    inputs = torch.randn(1, 3, 180, 320)
+    sizes, handle = record_input_sizes(model)
+    with torch.no_grad():
+        out = model.predict(inputs, samples(1, 180, 320))[0].seg_logits.data
+        handle.remove()
+        expected = official_afa_forward(model, inputs, scales, 128)
+        if flip:
+            flipped = official_afa_forward(model, inputs.flip(-1), scales, 128).flip(-1)
+            expected = (expected + flipped) / 2
+        model.test_cfg.size_divisor_resize = None
+        native = model.predict(inputs, samples(1, 180, 320))[0].seg_logits.data
+    assert sizes[:3] == [(128, 192), (256, 384), (384, 576)]
+    assert len(sizes) == 3 * (2 if flip else 1)
+    assert out.shape == native.shape == (3, 180, 320)
+    scale = float(expected.abs().max())
+    assert scale > 0.5
+    torch.testing.assert_close(out, expected[0], rtol=1e-4, atol=1e-5 * scale)
+    # running the network at the native size is not the official inference
+    assert float((native - expected[0]).abs().max()) > 0.05 * scale
+
+
+def test_size_divisor_resize_in_training_and_slide_mode():
+    """train_cfg.size_divisor_resize: the losses see the resized input, at the input size."""
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    model = build(train_cfg=dict(size_divisor_resize=64),
+                  test_cfg=dict(mode='slide', crop_size=(32, 32), stride=(24, 24),
+                                size_divisor_resize=64))
+    model.train()
+    inputs, data = torch.randn(2, 3, 40, 50), samples(2, 40, 50)
+    sizes, handle = record_input_sizes(model)
+    losses = model.loss(inputs, data)
+    assert sizes == [(32, 32), (64, 64)]
+    model.eval()
+    with torch.no_grad():
+        losses = model.loss(inputs, data)
+        x_1x = F.interpolate(inputs, size=(64, 64), mode='bilinear', align_corners=False)
+        logits = F.interpolate(model.decode_head(model.extract_feat(x_1x)), size=(40, 50),
+                               mode='bilinear', align_corners=False)
+        expected = model.decode_head.loss_by_feat(logits, data)['loss_ce']
+        del sizes[:]
+        out = model.predict(inputs[:1], samples(1, 40, 50))
+    handle.remove()
+    torch.testing.assert_close(losses['scale_1.loss_ce'], expected)
+    # slide windows over the resized 64x64 input (and its 0.5 scale, one 32x32 window)
+    assert sizes == [(32, 32)] + [(32, 32)] * 9
+    assert out[0].seg_logits.data.shape == (3, 40, 50)
+
+
+@pytest.mark.parametrize('value', [0, -128, 12.8, True, '128'])
+def test_bad_size_divisor_resize_names_the_component(value):
+    with pytest.raises(ValueError, match=r'SSREncoderDecoder: test_cfg.size_divisor_resize '
+                                         r'must be a positive int or None, got'):
+        build(test_cfg=dict(mode='whole', size_divisor_resize=value))
+    with pytest.raises(ValueError, match=r'SSREncoderDecoder: train_cfg.size_divisor_resize'):
+        build(train_cfg=dict(size_divisor_resize=value))

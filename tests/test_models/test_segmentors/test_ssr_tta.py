@@ -299,3 +299,41 @@ def test_tta_without_flip_fuses_as_predict_on_a_trained_model(density_input, fus
     for e, o in zip(expected, got):
         torch.testing.assert_close(o.seg_logits.data, e.seg_logits.data, rtol=1e-4, atol=1e-4)
         assert torch.equal(o.pred_sem_seg.data, e.pred_sem_seg.data)
+
+
+def test_size_divisor_resize_runs_every_view_at_the_size_predict_uses():
+    """test_cfg.size_divisor_resize: each --tta view runs where predict runs that scale."""
+    torch.manual_seed(0)
+    init_default_scope('mmseg')
+    cfg = dict(copy.deepcopy(SEGMENTOR), test_cfg=dict(mode='whole', scales=SCALES,
+                                                       size_divisor_resize=16))
+    segmentor = MODELS.build(cfg).eval()
+    with torch.no_grad():
+        segmentor.decode_head.conv_seg.weight.mul_(1000)
+    sizes = []
+    segmentor.backbone.register_forward_pre_hook(
+        lambda m, args: sizes.append(tuple(args[0].shape[-2:])))
+    # smooth images, so that a view resized twice is close to the image resized twice
+    g = torch.Generator().manual_seed(2)
+    images = [torch.nn.functional.interpolate(torch.rand(1, 3, 4, 5, generator=g) * 255,
+                                              size=(H, W), mode='bicubic',
+                                              align_corners=False)[0] for _ in range(2)]
+    metas = [dict(img_shape=(H, W), ori_shape=(H, W)) for _ in range(2)]
+    tta = MODELS.build(dict(type='SSRTTAModel', module=segmentor)).eval()
+    with torch.no_grad():
+        expected = segmentor.test_step(dict(
+            inputs=images, data_samples=[SegDataSample(metainfo=m) for m in metas]))
+        predict_sizes, sizes[:] = list(sizes), []
+        got = tta.test_step(make_views(flips=(False, ), images=images))
+        tta_sizes, sizes[:] = list(sizes), []
+        segmentor.test_cfg.size_divisor_resize = None
+        native = tta.test_step(make_views(flips=(False, ), images=images))
+    # 20x26 -> 32x32, then x 0.5, 1.0, 1.5
+    assert predict_sizes == tta_sizes == [(16, 16), (32, 32), (48, 48)]
+    for e, o, n in zip(expected, got, native):
+        err = float((o.seg_logits.data - e.seg_logits.data).abs().max())
+        assert err < 0.2 * float((n.seg_logits.data - e.seg_logits.data).abs().max())
+        # (what is left: a view is resized twice, from the pipeline's size, not from 32x32)
+        agree = float((o.pred_sem_seg.data == e.pred_sem_seg.data).float().mean())
+        assert agree > 0.9 and agree > float(
+            (n.pred_sem_seg.data == e.pred_sem_seg.data).float().mean()) + 0.1

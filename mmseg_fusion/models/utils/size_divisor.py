@@ -1,0 +1,67 @@
+"""Resizing an input up to a multiple of a size divisor (the official AFA ``dla_resize``).
+
+The official AFA code (https://github.com/SysCV/dla-afa, ``afa/model/utils/dla_utils.py``,
+consulted as reference, not copied) resizes every input image bilinearly
+(``align_corners=False``) so that its height and width are the next multiple of 64 (training)
+or 128 (inference) before the network runs, once, on the 1.0-scale image; the other SSR scales
+are taken from that resized image, and every prediction is resized back to the input size.
+
+Shape shorthand: N batch, C channels, h x w the tensor's size, H x W the size of the 1.0-scale
+image it was taken from.
+"""
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ['multiple_size', 'resize_to_multiple']
+
+
+def multiple_size(size: Sequence[int], divisor: int) -> Tuple[int, int]:
+    """``size`` rounded up to multiples of ``divisor``.
+
+    Args:
+        size (Sequence[int]): ``(H, W)``.
+        divisor (int): Positive.
+
+    Returns:
+        tuple[int, int]: ``(ceil(H / divisor) * divisor, ceil(W / divisor) * divisor)``.
+    """
+    if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
+        raise ValueError(f'size_divisor_resize: the divisor must be a positive int, '
+                         f'got {divisor!r}')
+    return tuple(int(math.ceil(s / divisor)) * divisor for s in size)
+
+
+def resize_to_multiple(inputs: Tensor, divisor: Optional[int], scale: float = 1.0,
+                       size_1x: Optional[Sequence[int]] = None) -> Tensor:
+    """Resize ``inputs`` as the official AFA code resizes its input (``dla_resize``).
+
+    ``inputs`` is an image taken at ``scale`` of a 1.0-scale image of size ``size_1x``
+    (``(H, W)``); it is resized bilinearly (``align_corners=False``) to ``scale`` times the
+    1.0-scale size rounded up to multiples of ``divisor`` (rounded to the nearest integer).
+    With ``scale=1`` this is ``dla_resize`` itself; a tensor already at that size is
+    returned unchanged.
+
+    Args:
+        inputs (Tensor): Images (N, C, h, w).
+        divisor (int, optional): The size divisor; None or 0 returns ``inputs``.
+        scale (float): The scale ``inputs`` has relative to the 1.0-scale image.
+            Defaults to 1.0.
+        size_1x (Sequence[int], optional): ``(H, W)`` of the 1.0-scale image. Defaults to
+            None (``(h / scale, w / scale)`` rounded).
+
+    Returns:
+        Tensor: (N, C, round(H' * scale), round(W' * scale)), ``(H', W')`` the rounded-up
+        1.0-scale size.
+    """
+    if not divisor:
+        return inputs
+    h, w = inputs.shape[-2:]
+    if size_1x is None:
+        size_1x = (int(round(h / scale)), int(round(w / scale)))
+    target = tuple(max(1, int(round(s * scale))) for s in multiple_size(size_1x, divisor))
+    if target == (h, w):
+        return inputs
+    return F.interpolate(inputs, size=target, mode='bilinear', align_corners=False)
