@@ -13,10 +13,12 @@ here, so the exported graph computes what ``predict`` computes.
 
 Exporter: the TorchScript exporter, ``torch.onnx.export(..., dynamo=False)``. In torch 2.13
 the default is the dynamo exporter (``dynamo=True``, needs ``onnxscript``, writes the weights
-into a separate ``.data`` file by default); with dynamic height and width it specialises the
-sizes that Python arithmetic computes (``int(round(h * scale))``) to their values at export
-time without an error, so a multi-scale graph exported that way gives wrong results at other
-sizes. The TorchScript tracer records size arithmetic on traced sizes
+into a separate ``.data`` file by default). With dynamic height and width it specialises sizes
+computed by Python arithmetic (``int(round(h * scale))``) to their export-time values without
+an error: for an ``SSREncoderDecoder`` the graph's input came out static (onnxruntime rejects
+any other size; checked with onnxscript 0.7.2), and a module that resizes to such a size kept
+a dynamic input but a constant intermediate size, wrong at other sizes. Single-scale models
+exported dynamically with it matched. The TorchScript tracer records size arithmetic on traced sizes
 (:func:`mmseg_fusion.utils.scaled_size`), and the components of this project record their
 size-dependent resizes while traced (:func:`mmseg_fusion.utils.is_tracing`), so one graph
 serves every input size; :func:`verify_onnx` checks that at two sizes.
