@@ -33,6 +33,7 @@ setup(
     packages=find_packages(include=['mmseg_fusion', 'mmseg_fusion.*']),
     include_package_data=True,
     install_requires=['torch>=2.6'] + read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt')},
+    extras_require={'tests': read_requirements('tests.txt'),
+                    'deploy': read_requirements('deploy.txt')},
     zip_safe=False,
 )

@@ -89,8 +89,9 @@ else
     rm -f "$build_log"
 fi
 
-log "step 4/5: mmengine, mmsegmentation, mmpretrain and test tools"
-pip install -q -c "$C" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
+log "step 4/5: mmengine, mmsegmentation, mmpretrain, ONNX export and test tools"
+pip install -q -c "$C" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/deploy.txt" \
+    -r "$ROOT/requirements/tests.txt"
 
 log "step 5/5: mmseg_fusion (editable)"
 pip install -q --no-build-isolation --no-deps -e "$ROOT"

@@ -37,6 +37,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from ..utils.tracing import is_tracing
+
 __all__ = [
     'FUSION_METHODS', 'scale_space_weights', 'hma_weights', 'softmax_scale_weights',
     'fuse_scales', 'init_fusion', 'update_fusion', 'finish_fusion'
@@ -140,7 +142,8 @@ def softmax_scale_weights(scores: Sequence[torch.Tensor]) -> List[torch.Tensor]:
 
 
 def _resize(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
-    if x.shape[-2:] == size:
+    # a trace records the resize even at equal sizes (identity), so the graph fits every size
+    if x.shape[-2:] == size and not is_tracing():
         return x
     return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
 
@@ -203,7 +206,7 @@ def update_fusion(state: dict, logits: torch.Tensor, density: Optional[torch.Ten
         if state['aux'] is None:
             # running log-transmittance, at the (first) density size
             state['aux'] = torch.zeros_like(_work(density))
-        elif density.shape[-2:] != state['aux'].shape[-2:]:
+        else:
             density = _resize(density, state['aux'].shape[-2:])
         if state['terminal'] and last:
             w = state['aux'].exp()

@@ -4,13 +4,16 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.testing import assert_close
 
 from mmseg_fusion.functional import (
+    finish_fusion,
     fuse_scales,
     hma_weights,
     init_fusion,
     scale_space_weights,
     softmax_scale_weights,
+    update_fusion,
 )
 
 
@@ -189,3 +192,18 @@ def test_bad_arguments():
         scale_space_weights([torch.zeros(1, 2, 2, 2)])
     with pytest.raises(ValueError, match='at least one'):
         scale_space_weights([])
+
+
+def test_trace_with_equal_density_sizes_serves_unequal_ones():
+    # densities of the scales may differ by a pixel at some input sizes (rounding): a trace
+    # taken where they are equal must still resize them
+    def fuse(logits, d0, d1):
+        state = init_fusion('ssr')
+        update_fusion(state, logits, d0)
+        update_fusion(state, logits, d1, last=True)
+        return finish_fusion(state)
+
+    args = (torch.randn(1, 3, 16, 16), torch.randn(1, 1, 4, 4), torch.randn(1, 1, 4, 4))
+    traced = torch.jit.trace(fuse, args, check_trace=False)
+    args = (torch.randn(1, 3, 20, 22), torch.randn(1, 1, 5, 6), torch.randn(1, 1, 6, 5))
+    assert_close(traced(*args), fuse(*args))

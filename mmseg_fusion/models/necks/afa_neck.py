@@ -25,6 +25,8 @@ Differences from the official code:
   large, the result is resized to the shallower level. ``upsample='bilinear'`` (the default)
   interpolates to the shallower level's size, has no parameters and works for any backbone
   (dilated ResNets included). The final fusion resizes bilinearly, as the official code does.
+  While traced (ONNX export) these resizes are always recorded, so the graph serves every
+  input size (at equal sizes a bilinear resize is the identity).
 - The ``'concat'`` and ``'add'`` node types make the paper's ablation run through the same
   code: ``'concat'`` is the IDA-Up node of DLA-Up (3x3 conv-norm-act on ``[x, F_i]``), and
   the final fusion a 3x3 conv-norm-act on the concatenated levels; ``'add'`` sums.
@@ -42,6 +44,7 @@ from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 
 from ...layers import BiAFA, MultiAFA
+from ...utils.tracing import is_tracing
 
 __all__ = ['AFANeck']
 
@@ -143,7 +146,9 @@ class _IDAUpNode(nn.Module):
             deep = feats[i]
             if self.upsample == 'deconv':
                 deep = getattr(self, f'up_{i}')(deep)
-            if deep.shape[2:] != size:
+            # traced: always resize (identity at equal sizes), a deconv's output size
+            # depends on the parity of the input size
+            if deep.shape[2:] != size or is_tracing():
                 deep = resize(deep, size=size, mode='bilinear',
                               align_corners=self.align_corners)
             node = getattr(self, f'node_{i}')
@@ -294,7 +299,7 @@ class AFANeck(BaseModule):
         fused_in = []
         for proj, j in zip(self.fuse_projs, range(self.fused_levels - 1, -1, -1)):
             feat = proj(level_outs[j])
-            if feat.shape[2:] != size:
+            if feat.shape[2:] != size or is_tracing():
                 feat = resize(feat, size=size, mode='bilinear',
                               align_corners=self.align_corners)
             fused_in.append(feat)

@@ -61,6 +61,7 @@ from mmseg_fusion.functional import scale_fusion as sf
 from mmseg_fusion.layers import SpatialAttention
 from mmseg_fusion.models.utils.check import check_encoder_decoder
 from mmseg_fusion.models.utils.size_divisor import multiple_size, resize_to_multiple
+from mmseg_fusion.utils.tracing import scaled_size
 
 __all__ = ['SSREncoderDecoder', 'check_scales']
 
@@ -237,8 +238,8 @@ class SSREncoderDecoder(EncoderDecoder):
         """``inputs`` (N, 3, H, W) resized bilinearly by ``scale``."""
         if scale == 1.0:
             return inputs
-        h, w = inputs.shape[-2:]
-        size = (max(1, int(round(h * scale))), max(1, int(round(w * scale))))
+        # max(1, round(h * scale)), kept symbolic when traced (ONNX export)
+        size = scaled_size(inputs.shape[-2:], scale)
         return F.interpolate(inputs, size=size, mode='bilinear', align_corners=False)
 
     def _network_input(self, inputs: Tensor, scale: float, view_scale: float = 1.0,
@@ -287,9 +288,8 @@ class SSREncoderDecoder(EncoderDecoder):
                                    '`cls_seg`; the scale attention needs its input features')
             feat = store[-1]
             if self.density_input == 'resized' and scale != 1.0:
-                fh, fw = feat.shape[-2:]
                 # (N, C', h, w): features resized to the 1.0-scale feature size
-                size = (max(1, int(round(fh / scale))), max(1, int(round(fw / scale))))
+                size = scaled_size(feat.shape[-2:], scale, inverse=True)
                 feat = F.interpolate(feat, size=size, mode='bilinear', align_corners=False)
             density = self.scale_attention(feat)
         return logits, density, feats, head_aux

@@ -192,3 +192,18 @@ def test_deconv_mode_keys_odd_sizes_and_init(fusion):
 def test_readme_lists_every_config(readme_config_links):
     linked, present = readme_config_links('afa')
     assert linked == present
+
+
+@pytest.mark.parametrize('upsample', ['deconv', 'bilinear'])
+def test_trace_at_even_size_serves_odd_sizes(upsample):
+    # a deconv doubles the size: equal to the shallower level at even sizes only, so a trace
+    # must record the resize although it is an identity at the traced size
+    neck = MODELS.build(dict(type='AFANeck', in_channels=IN_CHANNELS, reduction=4,
+                             upsample=upsample)).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(neck, (level_inputs(batch=1, h=24, w=32), ),
+                                 check_trace=False, strict=False)
+        for h, w in [(24, 32), (23, 29), (17, 21)]:
+            x = level_inputs(batch=1, h=h, w=w)
+            for got, want in zip(traced(x), neck(x)):
+                assert_close(got, want)
