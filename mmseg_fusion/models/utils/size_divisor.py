@@ -9,20 +9,25 @@ are taken from that resized image, and every prediction is resized back to the i
 Shape shorthand: N batch, C channels, h x w the tensor's size, H x W the size of the 1.0-scale
 image it was taken from.
 """
-import math
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmseg_fusion.utils.tracing import is_tracing, scaled_size
+
 __all__ = ['multiple_size', 'resize_to_multiple']
 
 
-def multiple_size(size: Sequence[int], divisor: int) -> Tuple[int, int]:
+def multiple_size(size: Sequence[Union[int, Tensor]],
+                  divisor: int) -> Tuple[Union[int, Tensor], ...]:
     """``size`` rounded up to multiples of ``divisor``.
 
+    Integer arithmetic only, so traced sizes (0-dim int64 tensors during an ONNX export) stay
+    symbolic in the graph.
+
     Args:
-        size (Sequence[int]): ``(H, W)``.
+        size (Sequence[int | Tensor]): ``(H, W)``.
         divisor (int): Positive.
 
     Returns:
@@ -31,7 +36,7 @@ def multiple_size(size: Sequence[int], divisor: int) -> Tuple[int, int]:
     if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
         raise ValueError(f'size_divisor_resize: the divisor must be a positive int, '
                          f'got {divisor!r}')
-    return tuple(int(math.ceil(s / divisor)) * divisor for s in size)
+    return tuple((s + divisor - 1) // divisor * divisor for s in size)
 
 
 def resize_to_multiple(inputs: Tensor, divisor: Optional[int], scale: float = 1.0,
@@ -60,8 +65,8 @@ def resize_to_multiple(inputs: Tensor, divisor: Optional[int], scale: float = 1.
         return inputs
     h, w = inputs.shape[-2:]
     if size_1x is None:
-        size_1x = (int(round(h / scale)), int(round(w / scale)))
-    target = tuple(max(1, int(round(s * scale))) for s in multiple_size(size_1x, divisor))
-    if target == (h, w):
+        size_1x = scaled_size((h, w), scale, inverse=True)
+    target = scaled_size(multiple_size(size_1x, divisor), scale)
+    if not is_tracing() and tuple(target) == (h, w):
         return inputs
     return F.interpolate(inputs, size=target, mode='bilinear', align_corners=False)

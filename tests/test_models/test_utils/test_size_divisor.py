@@ -49,3 +49,18 @@ def test_bad_divisor_names_the_argument(divisor):
     with pytest.raises(ValueError, match=r'size_divisor_resize: the divisor must be a positive '
                                          r'int, got'):
         multiple_size((10, 10), divisor)
+
+
+@pytest.mark.parametrize('scale', [1.0, 0.5])
+def test_resize_to_multiple_traced_once_serves_other_sizes(scale):
+    """Under the ONNX/TorchScript tracer the sizes are tensors: the rule must stay symbolic."""
+    def fn(x):
+        return resize_to_multiple(x, 128, scale=scale)
+
+    traced = torch.jit.trace(fn, torch.randn(1, 3, 128, 256), check_trace=False)
+    for h, w in ((180, 320), (77, 129), (256, 384)):
+        x = torch.randn(1, 3, h, w)
+        expected = fn(x)
+        out = traced(x)
+        assert out.shape == expected.shape
+        torch.testing.assert_close(out, expected)
