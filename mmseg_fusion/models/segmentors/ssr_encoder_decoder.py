@@ -32,9 +32,10 @@ Differences from the official code:
 - the official loss is NVIDIA's RMI/BCE criterion; here the decode head's own ``loss_decode``
   is used for the fused logits (prefix ``decode``) and, times ``scale_loss_weight``, for each
   scale's logits (prefix ``scale_<s>``);
-- default chosen by the seeded benchmark of ``configs/ssr/README.md``, not the official
-  value: ``scale_loss_weight=1.0`` (official 0.05); the ``configs/afa/afa-official*``
-  configs set the official values;
+- defaults chosen by the seeded benchmark of ``configs/ssr/README.md``, not the official
+  values: ``scale_loss_weight=1.0`` (official 0.05), ``train_scales`` a random pair of
+  scales per step out of :data:`RANDOM_PAIRS` (official (0.5, 1.0)) and ``terminal=True``
+  (official False); the ``configs/afa/afa-official*`` configs set the official values;
 - the official code fuses its auxiliary heads' outputs with the same attention; here the
   auxiliary heads (``auxiliary_head``, e.g. DLA's deep supervision) see the 1.0-scale features
   only (as in a plain ``EncoderDecoder``); the decode head's own auxiliary logits (the soft
@@ -63,7 +64,10 @@ from mmseg_fusion.models.utils.check import check_encoder_decoder
 from mmseg_fusion.models.utils.size_divisor import multiple_size, resize_to_multiple
 from mmseg_fusion.utils.tracing import scaled_size
 
-__all__ = ['SSREncoderDecoder', 'check_scales']
+__all__ = ['SSREncoderDecoder', 'check_scales', 'RANDOM_PAIRS']
+
+#: The default training scales: one of these pairs per step, drawn at random.
+RANDOM_PAIRS = ((0.5, 1.0), (0.75, 1.0), (1.0, 1.5), (1.0, 2.0))
 
 
 def check_scales(scales: Sequence[float], name: str, owner: str = 'SSREncoderDecoder') -> tuple:
@@ -91,6 +95,14 @@ def check_scales(scales: Sequence[float], name: str, owner: str = 'SSREncoderDec
     return values
 
 
+def _scale_sets(train_scales: Sequence) -> Tuple[Tuple[float, ...], ...]:
+    """``train_scales`` as a tuple of checked scale sets (one set, or several)."""
+    if (isinstance(train_scales, (list, tuple)) and len(train_scales) > 0
+            and all(isinstance(s, (list, tuple)) for s in train_scales)):
+        return tuple(check_scales(s, f'train_scales[{i}]') for i, s in enumerate(train_scales))
+    return (check_scales(train_scales, 'train_scales'), )
+
+
 @MODELS.register_module()
 class SSREncoderDecoder(EncoderDecoder):
     """Encoder-decoder with learned fusion of multi-scale predictions (SSR, HMA, ...).
@@ -114,20 +126,31 @@ class SSREncoderDecoder(EncoderDecoder):
             Defaults to ``'ssr'``.
         phi (str): ``phi`` of SSR, ``'abs'`` or ``'softplus'``. Defaults to ``'abs'``.
         terminal (bool): Give SSR's finest scale the remaining transmittance, so the weights
-            sum to 1. Defaults to False (as official; in the benchmark of
-            ``configs/ssr/README.md`` terminal fusion was equal on the training scales and 8
-            points worse on 5 test scales).
-        train_scales (Sequence[float]): Scales used in training, positive, ascending,
-            containing 1.0. Defaults to (0.5, 1.0).
+            sum to 1. Defaults to True (official: False; with the default random pairs of
+            training scales the non-terminal fusion lost about 5 mIoU over 5 test scales in
+            the benchmark of ``configs/ssr/README.md``).
+        train_scales (Sequence[float] | Sequence[Sequence[float]]): Scales used in
+            training, positive, ascending, containing 1.0; or several such scale sets, one
+            of which is drawn at random (``torch.randint``, so seeded runs repeat) for each
+            training step, e.g. ``((0.5, 1.0), (1.0, 2.0))`` so that the scale attention
+            also sees the scales above 1.0 that inference uses. Defaults to
+            :data:`RANDOM_PAIRS` = ((0.5, 1.0), (0.75, 1.0), (1.0, 1.5), (1.0, 2.0)), chosen
+            by the benchmark of ``configs/ssr/README.md`` (official: (0.5, 1.0)); a step at
+            (1.0, 2.0) costs 5 times a 1.0-scale step in time and activation memory.
         scale_loss_weight (float): Weight of the per-scale extra supervision. Defaults to 1.0
             (the official code: 0.05, which leaves each scale's own prediction
-            under-trained: 15 mIoU lower in the benchmark of ``configs/ssr/README.md``).
+            under-trained; see the benchmark of ``configs/ssr/README.md``).
         density_input (str): What the scale attention sees: ``'resized'``, each scale's
             features resized to the 1.0-scale feature size (the official dla-afa code), or
             ``'native'``, each scale's own features, the density map resized afterwards
             (NVIDIA's HMA). Defaults to ``'resized'``.
         fuse_log_probs (bool): Fuse each scale's log-softmax instead of its logits (the
             official non-OCR SSR model fuses ``LogSoftmax`` outputs). Defaults to False.
+        density_features (str): Which features the scale attention sees: ``'head'``, the
+            features the decode head classifies (the input of its ``cls_seg``; the official
+            OCR model's attention sees its OCR features), or ``'backbone'``, the decode
+            head's input (the backbone or neck output at its ``in_index``; the official
+            non-OCR model's attention sees the AFA neck output). Defaults to ``'head'``.
         scale_attention (dict, optional): Keyword arguments of the scale-attention head
             :class:`~mmseg_fusion.layers.SpatialAttention` (``mid_channels``, ``activation``,
             ``norm_cfg``, ``bias_init`` (initial density, e.g. ``-log(1 - 0.5)`` for an
@@ -151,11 +174,12 @@ class SSREncoderDecoder(EncoderDecoder):
                  *,
                  fusion: str = 'ssr',
                  phi: str = 'abs',
-                 terminal: bool = False,
-                 train_scales: Sequence[float] = (0.5, 1.0),
+                 terminal: bool = True,
+                 train_scales: Sequence = RANDOM_PAIRS,
                  scale_loss_weight: float = 1.0,
                  density_input: str = 'resized',
                  fuse_log_probs: bool = False,
+                 density_features: str = 'head',
                  scale_attention: OptConfigType = None) -> None:
         if fusion not in sf.FUSION_METHODS:
             raise ValueError(f'SSREncoderDecoder: fusion must be one of {sf.FUSION_METHODS}, '
@@ -165,11 +189,16 @@ class SSREncoderDecoder(EncoderDecoder):
         if density_input not in ('resized', 'native'):
             raise ValueError("SSREncoderDecoder: density_input must be 'resized' or 'native', "
                              f'got {density_input!r}')
+        if density_features not in ('head', 'backbone'):
+            raise ValueError("SSREncoderDecoder: density_features must be 'head' or "
+                             f"'backbone', got {density_features!r}")
         if not float(scale_loss_weight) >= 0:
             raise ValueError(f'SSREncoderDecoder: scale_loss_weight must be >= 0, got '
                              f'{scale_loss_weight!r}')
         test_cfg = ConfigDict(test_cfg if test_cfg is not None else dict(mode='whole'))
-        self.train_scales = check_scales(train_scales, 'train_scales')
+        self.train_scale_sets = _scale_sets(train_scales)
+        # every scale trained on, ascending (the default test scales)
+        self.train_scales = tuple(sorted({s for ss in self.train_scale_sets for s in ss}))
         test_cfg['scales'] = check_scales(test_cfg.get('scales', self.train_scales),
                                           'test_cfg.scales')
         for name, cfg in (('train_cfg', train_cfg), ('test_cfg', test_cfg)):
@@ -192,19 +221,28 @@ class SSREncoderDecoder(EncoderDecoder):
         self.scale_loss_weight = float(scale_loss_weight)
         self.density_input = density_input
         self.fuse_log_probs = bool(fuse_log_probs)
+        self.density_features = density_features
         conv_seg = getattr(self.decode_head, 'conv_seg', None)
         if not isinstance(conv_seg, nn.Conv2d):
             raise ValueError('SSREncoderDecoder: decode_head must classify with a `conv_seg` '
                              f'nn.Conv2d (mmseg BaseDecodeHead), got {type(conv_seg).__name__}')
+        feat_channels, feat_name = (conv_seg.in_channels, "decode head's conv_seg.in_channels")
+        if density_features == 'backbone':
+            in_index = getattr(self.decode_head, 'in_index', None)
+            if not isinstance(in_index, int):
+                raise ValueError("SSREncoderDecoder: density_features='backbone' needs a decode "
+                                 f'head with one input (an int in_index), got {in_index!r}')
+            feat_channels, feat_name = (self.decode_head.in_channels,
+                                        "decode head's in_channels")
         self.scale_attention: Optional[nn.Module] = None
         if fusion in sf.DENSITY_METHODS:
             kwargs = dict(scale_attention or {})
-            in_channels = kwargs.pop('in_channels', conv_seg.in_channels)
-            if in_channels != conv_seg.in_channels:
+            in_channels = kwargs.pop('in_channels', feat_channels)
+            if in_channels != feat_channels:
                 raise ValueError(
-                    'SSREncoderDecoder: scale_attention.in_channels must equal the decode '
-                    f"head's conv_seg.in_channels ({conv_seg.in_channels}, the channels of the "
-                    f'features it classifies), got {in_channels!r}')
+                    'SSREncoderDecoder: scale_attention.in_channels must equal the '
+                    f'{feat_name} ({feat_channels}, the channels of the features it sees with '
+                    f'density_features={density_features!r}), got {in_channels!r}')
             out_channels = kwargs.pop('out_channels', 1)
             if out_channels != 1:
                 raise ValueError('SSREncoderDecoder: scale_attention.out_channels must be 1 '
@@ -286,7 +324,8 @@ class SSREncoderDecoder(EncoderDecoder):
             if not store:
                 raise RuntimeError('SSREncoderDecoder: the decode head never called its '
                                    '`cls_seg`; the scale attention needs its input features')
-            feat = store[-1]
+            feat = (store[-1] if self.density_features == 'head' else
+                    feats[self.decode_head.in_index])
             if self.density_input == 'resized' and scale != 1.0:
                 # (N, C', h, w): features resized to the 1.0-scale feature size
                 size = scaled_size(feat.shape[-2:], scale, inverse=True)
@@ -438,9 +477,12 @@ class SSREncoderDecoder(EncoderDecoder):
         aux_state = (sf.init_fusion(self.fusion, self.phi, self.terminal)
                      if self._head_has_aux else None)
         losses = dict()
-        for i, scale in enumerate(self.train_scales):
+        scales = self.train_scale_sets[0]
+        if len(self.train_scale_sets) > 1:
+            scales = self.train_scale_sets[int(torch.randint(len(self.train_scale_sets), ()))]
+        for i, scale in enumerate(scales):
             x = self._resize_input(inputs, scale)
-            last = i == len(self.train_scales) - 1
+            last = i == len(scales) - 1
             logits, density, feats, head_aux = self._decode(x, scale,
                                                             with_aux=aux_state is not None)
             logits = self._to_size(logits, base)

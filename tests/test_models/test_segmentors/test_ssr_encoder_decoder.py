@@ -22,6 +22,9 @@ BASE = dict(
                      num_classes=3, norm_cfg=NORM, dropout_ratio=0.0,
                      loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
     test_cfg=dict(mode='whole', scales=(0.5, 1.0, 1.5)),
+    # the official training scales and fusion, which most tests below spell out
+    train_scales=(0.5, 1.0),
+    terminal=False,
 )
 AUX = dict(type='FCNHead', in_channels=32, in_index=2, channels=4, num_convs=1,
            num_classes=3, norm_cfg=NORM, dropout_ratio=0.0,
@@ -308,6 +311,13 @@ def test_default_test_scales_and_attention_config():
     assert model.scale_attention.activation is None
     assert model.scale_attention.conv.conv.out_channels == 4
     assert build().scale_attention.activation == 'abs'
+    # the defaults: random pairs of training scales, every one of them tested, terminal SSR
+    init_default_scope('mmseg')
+    cfg = {k: v for k, v in BASE.items() if k not in ('train_scales', 'terminal', 'test_cfg')}
+    model = MODELS.build(cfg)
+    assert model.train_scale_sets == ((0.5, 1.0), (0.75, 1.0), (1.0, 1.5), (1.0, 2.0))
+    assert model.test_cfg.scales == (0.5, 0.75, 1.0, 1.5, 2.0)
+    assert model.terminal and model.scale_loss_weight == 1.0 and model.fusion == 'ssr'
 
 
 @pytest.mark.slow
@@ -497,3 +507,67 @@ def test_bad_size_divisor_resize_names_the_component(value):
         build(test_cfg=dict(mode='whole', size_divisor_resize=value))
     with pytest.raises(ValueError, match=r'SSREncoderDecoder: train_cfg.size_divisor_resize'):
         build(train_cfg=dict(size_divisor_resize=value))
+
+
+def test_random_scale_sets_draw_one_set_per_training_step():
+    sets = ((0.5, 1.0), (1.0, 2.0))
+    model = build(train_scales=[list(s) for s in sets])
+    assert model.train_scale_sets == sets
+    # every scale trained on is the default test set
+    assert model.train_scales == (0.5, 1.0, 2.0)
+    assert model.test_cfg.scales == (0.5, 1.0, 1.5)  # BASE sets its own
+    assert build(train_scales=sets, test_cfg=dict(mode='whole')).test_cfg.scales == (0.5, 1.0,
+                                                                                     2.0)
+    model.train()
+    inputs, data = torch.randn(2, 3, 24, 24), samples(2, 24, 24)
+    seen = []
+    torch.manual_seed(0)
+    for _ in range(12):
+        keys = {k for k in model.loss(inputs, data) if k.endswith('loss_ce')} - {'decode.loss_ce'}
+        seen.append(frozenset(keys))
+    # each step trains one whole set, and both sets are drawn
+    assert set(seen) == {frozenset({'scale_0.5.loss_ce', 'scale_1.loss_ce'}),
+                         frozenset({'scale_1.loss_ce', 'scale_2.loss_ce'})}
+    # seeded: the same draws again
+    torch.manual_seed(0)
+    again = [frozenset(k for k in model.loss(inputs, data) if k.endswith('loss_ce')) - {
+        'decode.loss_ce'} for _ in range(12)]
+    assert again == seen
+
+
+def test_bad_scale_set_names_the_set():
+    with pytest.raises(ValueError, match=r'SSREncoderDecoder: train_scales\[1\] must be .*'
+                                         r'containing 1.0, got \(0.5, 2.0\)'):
+        build(train_scales=((0.5, 1.0), (0.5, 2.0)))
+
+
+def test_density_features_backbone_sees_the_head_input():
+    torch.manual_seed(0)
+    model = build(density_features='backbone').eval()
+    # the attention takes the backbone's last stage (the FCN head's input, 64 channels)
+    assert model.scale_attention.in_channels == 64
+    inputs = torch.randn(1, 3, 32, 40)
+    half = torch.nn.functional.interpolate(inputs, size=(16, 20), mode='bilinear',
+                                           align_corners=False)
+    with torch.no_grad():
+        density = model._decode(half, 0.5)[1]
+        feat = model.extract_feat(half)[3]
+        expected = model.scale_attention(torch.nn.functional.interpolate(
+            feat, size=(4, 6), mode='bilinear', align_corners=False))
+    torch.testing.assert_close(density, expected)
+    model.train()
+    losses = model.loss(torch.randn(2, 3, 24, 24), samples(2, 24, 24))
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert all(p.grad is not None for p in model.scale_attention.parameters())
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(density_features='neck'),
+     "SSREncoderDecoder: density_features must be 'head' or 'backbone', got 'neck'"),
+    (dict(density_features='backbone', scale_attention=dict(in_channels=8)),
+     r"scale_attention.in_channels must equal the decode head's in_channels \(64, .* "
+     r"density_features='backbone'\), got 8"),
+])
+def test_bad_density_features_names_the_component(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build(**kwargs)
