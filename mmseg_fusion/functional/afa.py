@@ -14,24 +14,35 @@ import torch
 __all__ = ['afa_bi_fusion', 'afa_multi_fusion', 'progressive_weights']
 
 
+_EPS = 1e-6
+
+
 def afa_bi_fusion(shallow: torch.Tensor, deep: torch.Tensor, spatial: torch.Tensor,
-                  channel: torch.Tensor) -> torch.Tensor:
+                  channel: torch.Tensor, normalize: bool = False) -> torch.Tensor:
     """Bi-input AFA: ``s (1 - c) x + (1 - s) c y``.
 
     ``s`` is the spatial attention computed from the shallow (running) feature ``x`` and ``c``
     the channel attention computed from the deep feature ``y``. The two weights do not sum to
-    one (their sum is ``s + c - 2 s c``), exactly as in the official code.
+    one (their sum is ``s + c - 2 s c``), exactly as in the official code; with ``normalize``
+    they are divided by their sum (plus 1e-6), so the output is a convex combination of the
+    inputs (not in the paper; an option of :class:`~mmseg_fusion.models.AFANeck`).
 
     Args:
         shallow (Tensor): Shallow / running feature x of shape (N, C, H, W).
         deep (Tensor): Deep feature y of shape (N, C, H, W).
         spatial (Tensor): Spatial attention s in [0, 1] of shape (N, 1, H, W).
         channel (Tensor): Channel attention c in [0, 1] of shape (N, C, 1, 1).
+        normalize (bool): Divide by the sum of the two weights. Defaults to False.
 
     Returns:
         Tensor: Fused feature of shape (N, C, H, W).
     """
-    return spatial * (1 - channel) * shallow + (1 - spatial) * channel * deep
+    # (N, C, H, W) each
+    w_shallow, w_deep = spatial * (1 - channel), (1 - spatial) * channel
+    out = w_shallow * shallow + w_deep * deep
+    if normalize:
+        out = out / (w_shallow + w_deep + _EPS)
+    return out
 
 
 def progressive_weights(attentions: Sequence[torch.Tensor]) -> List[torch.Tensor]:
@@ -59,16 +70,18 @@ def progressive_weights(attentions: Sequence[torch.Tensor]) -> List[torch.Tensor
 
 
 def afa_multi_fusion(features: Sequence[torch.Tensor], spatial: Sequence[torch.Tensor],
-                     channel: Sequence[torch.Tensor]) -> torch.Tensor:
+                     channel: Sequence[torch.Tensor], normalize: bool = False) -> torch.Tensor:
     """Multi-input AFA: ``sum_k S_k C_k F_k`` with progressive spatial and channel weights.
 
     ``S_k = s_k prod_{j > k} (1 - s_j)`` and ``C_k = c_k prod_{j > k} (1 - c_j)``
-    (:func:`progressive_weights`).
+    (:func:`progressive_weights`). With ``normalize`` the sum is divided by
+    ``sum_k S_k C_k`` (plus 1e-6), a convex combination (not in the paper).
 
     Args:
         features (Sequence[Tensor]): K features ``F_k`` of shape (N, C, H, W), deepest first.
         spatial (Sequence[Tensor]): K spatial attentions ``s_k`` of shape (N, 1, H, W).
         channel (Sequence[Tensor]): K channel attentions ``c_k`` of shape (N, C, 1, 1).
+        normalize (bool): Divide by the sum of the weights. Defaults to False.
 
     Returns:
         Tensor: Fused feature of shape (N, C, H, W).
@@ -79,7 +92,13 @@ def afa_multi_fusion(features: Sequence[torch.Tensor], spatial: Sequence[torch.T
             f'length, got {len(features)}, {len(spatial)} and {len(channel)}')
     s_weights = progressive_weights(spatial)
     c_weights = progressive_weights(channel)
-    out = s_weights[0] * c_weights[0] * features[0]
+    weight = s_weights[0] * c_weights[0]
+    out = weight * features[0]
+    total = weight
     for feat, s_k, c_k in zip(features[1:], s_weights[1:], c_weights[1:]):
-        out = out + s_k * c_k * feat
+        weight = s_k * c_k
+        out = out + weight * feat
+        total = total + weight
+    if normalize:
+        out = out / (total + _EPS)
     return out

@@ -168,6 +168,8 @@ class _AFAttentions(nn.Module):
         conv_cfg (dict, optional): Conv layer config. Defaults to None.
         norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
         act_cfg (dict): Activation of the inner layers. Defaults to ``dict(type='ReLU')``.
+        normalize (bool): Divide the fused feature by the sum of its weights (a convex
+            combination; not in the paper). Defaults to False.
     """
 
     def __init__(self,
@@ -175,8 +177,10 @@ class _AFAttentions(nn.Module):
                  reduction: int = 16,
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN'),
-                 act_cfg: dict = dict(type='ReLU')) -> None:
+                 act_cfg: dict = dict(type='ReLU'),
+                 normalize: bool = False) -> None:
         super().__init__()
+        self.normalize = bool(normalize)
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.sa = SpatialAttention(channels, 1, activation='sigmoid', **common)
         self.ca = ChannelAttention(channels, channels, reduction=reduction, **common)
@@ -197,6 +201,8 @@ class BiAFA(_AFAttentions):
         conv_cfg (dict, optional): Conv layer config. Defaults to None.
         norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
         act_cfg (dict): Activation of the inner layers. Defaults to ``dict(type='ReLU')``.
+        normalize (bool): Divide by the sum of the weights (a convex combination; not in the
+            paper). Defaults to False.
     """
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -209,7 +215,7 @@ class BiAFA(_AFAttentions):
         Returns:
             Tensor: Fused feature of shape (N, C, H, W).
         """
-        return afa_bi_fusion(x, y, self.sa(x), self.ca(y))
+        return afa_bi_fusion(x, y, self.sa(x), self.ca(y), self.normalize)
 
 
 class MultiAFA(_AFAttentions):
@@ -228,6 +234,8 @@ class MultiAFA(_AFAttentions):
         conv_cfg (dict, optional): Conv layer config. Defaults to None.
         norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
         act_cfg (dict): Activation of the inner layers. Defaults to ``dict(type='ReLU')``.
+        normalize (bool): Divide by the sum of the weights (a convex combination; not in the
+            paper). Defaults to False.
     """
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -242,4 +250,4 @@ class MultiAFA(_AFAttentions):
         if len(features) == 0:
             raise ValueError('MultiAFA: features must contain at least one tensor, got 0')
         return afa_multi_fusion(features, [self.sa(f) for f in features],
-                                [self.ca(f) for f in features])
+                                [self.ca(f) for f in features], self.normalize)

@@ -58,3 +58,21 @@ def test_multi_fusion_reference_and_errors():
     assert_close(afa_multi_fusion(feats, s, c), ref)
     with pytest.raises(ValueError, match='afa_multi_fusion'):
         afa_multi_fusion(feats, s[:2], c)
+
+
+def test_normalized_fusions_are_convex_combinations():
+    torch.manual_seed(3)
+    x, y = torch.randn(2, 3, 5, 7), torch.randn(2, 3, 5, 7)
+    s, c = torch.rand(2, 1, 5, 7), torch.rand(2, 3, 1, 1)
+    w_x, w_y = s * (1 - c), (1 - s) * c
+    assert_close(afa_bi_fusion(x, y, s, c, normalize=True),
+                 (w_x * x + w_y * y) / (w_x + w_y + 1e-6))
+    # equal inputs come out unchanged (up to the 1e-6 of the denominator)
+    assert_close(afa_bi_fusion(x, x, s, c, normalize=True), x, atol=1e-4, rtol=1e-4)
+    feats = [torch.randn(2, 3, 4, 4) for _ in range(3)]
+    sp = [torch.rand(2, 1, 4, 4) for _ in range(3)]
+    ch = [torch.rand(2, 3, 1, 1) for _ in range(3)]
+    weights = [a * b for a, b in zip(progressive_weights(sp), progressive_weights(ch))]
+    ref = sum(w * f for w, f in zip(weights, feats)) / (sum(weights) + 1e-6)
+    assert_close(afa_multi_fusion(feats, sp, ch, normalize=True), ref)
+    assert_close(afa_multi_fusion(feats, sp, ch), sum(w * f for w, f in zip(weights, feats)))

@@ -96,6 +96,8 @@ class _IDAUpNode(nn.Module):
         channels (int): Output channels C.
         fusion (str): ``'afa'``, ``'concat'`` or ``'add'``.
         reduction (int): Channel-attention reduction of the AFA nodes.
+        normalize (bool): Convex AFA weights (see :class:`AFANeck`).
+        node_conv (bool): A 3x3 conv-norm-act after each AFA fusion (see :class:`AFANeck`).
         upsample (str): ``'bilinear'`` or ``'deconv'`` (see the module docstring).
         align_corners (bool): ``align_corners`` of the bilinear resizing.
         conv_cfg (dict, optional): Conv layer config.
@@ -104,8 +106,9 @@ class _IDAUpNode(nn.Module):
     """
 
     def __init__(self, in_channels: Sequence[int], channels: int, fusion: str,
-                 reduction: int, upsample: str, align_corners: bool,
-                 conv_cfg: Optional[dict], norm_cfg: dict, act_cfg: dict) -> None:
+                 reduction: int, normalize: bool, node_conv: bool, upsample: str,
+                 align_corners: bool, conv_cfg: Optional[dict], norm_cfg: dict,
+                 act_cfg: dict) -> None:
         super().__init__()
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.fusion = fusion
@@ -119,13 +122,17 @@ class _IDAUpNode(nn.Module):
                 setattr(self, f'up_{i}', bilinear_deconv(channels))
         for i in range(1, len(in_channels)):
             if fusion == 'afa':
-                node = BiAFA(channels, reduction, **common)
+                node = BiAFA(channels, reduction, normalize=normalize, **common)
+                if node_conv:
+                    setattr(self, f'conv_{i}',
+                            ConvModule(channels, channels, 3, padding=1, bias=False, **common))
             elif fusion == 'concat':
                 node = ConvModule(2 * channels, channels, 3, padding=1, bias=False, **common)
             else:
                 node = nn.Identity()
             setattr(self, f'node_{i}', node)
         self.num_inputs = len(in_channels)
+        self.node_conv = fusion == 'afa' and node_conv
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> List[torch.Tensor]:
         """Aggregate.
@@ -154,6 +161,8 @@ class _IDAUpNode(nn.Module):
             node = getattr(self, f'node_{i}')
             if self.fusion == 'afa':
                 x = node(x, deep)
+                if self.node_conv:
+                    x = getattr(self, f'conv_{i}')(x)
             elif self.fusion == 'concat':
                 x = node(torch.cat([x, deep], dim=1))
             else:
@@ -184,6 +193,13 @@ class AFANeck(BaseModule):
             (= ``in_channels[0]``, as the official ``high_level_ch``).
         reduction (int): Reduction ratio of every channel attention; ``in_channels`` and
             ``fused_channels`` must be >= it. Defaults to 16.
+        normalize (bool): Divide every AFA fusion by the sum of its weights, so it is a
+            convex combination of its inputs (the official weights, e.g. ``s (1 - c)`` and
+            ``(1 - s) c``, sum to less than 1). Not in the paper. Defaults to False.
+        node_conv (bool): Follow each AFA fusion (the nodes' and the final one) by a 3x3
+            conv-norm-act, as the ``'concat'`` nodes have; the official AFA nodes have none,
+            so their outputs are gated sums of the inputs. Not in the paper (an ablation of
+            ``configs/afa/README.md``). Defaults to False.
         upsample (str): Upsampling in the nodes: ``'bilinear'`` (interpolation, any backbone)
             or ``'deconv'`` (the official trainable depthwise transposed convs, initialised to
             bilinear kernels; levels at successive strides of 2). Defaults to ``'bilinear'``.
@@ -201,6 +217,8 @@ class AFANeck(BaseModule):
                  fused_levels: int = 3,
                  fused_channels: Optional[int] = None,
                  reduction: int = 16,
+                 normalize: bool = False,
+                 node_conv: bool = False,
                  upsample: str = 'bilinear',
                  align_corners: bool = False,
                  conv_cfg: Optional[dict] = None,
@@ -249,7 +267,8 @@ class AFANeck(BaseModule):
             deeper = in_channels[j + 1]
             node_in = [in_channels[j]] + [deeper] * (num_levels - 1 - j)
             self.ida_nodes.append(_IDAUpNode(node_in, in_channels[j], fusion, reduction,
-                                             upsample, align_corners, **common))
+                                             normalize, node_conv, upsample, align_corners,
+                                             **common))
         # final fusion of the outputs of nodes fused_levels-1, ..., 0 (deepest first)
         self.fuse_projs = nn.ModuleList([
             nn.Identity() if in_channels[j] == fused_channels
@@ -257,12 +276,17 @@ class AFANeck(BaseModule):
             for j in range(fused_levels - 1, -1, -1)
         ])
         if fusion == 'afa':
-            self.final_fusion = MultiAFA(fused_channels, reduction, **common)
+            self.final_fusion = MultiAFA(fused_channels, reduction, normalize=normalize,
+                                         **common)
+            if node_conv:
+                self.final_conv = ConvModule(fused_channels, fused_channels, 3, padding=1,
+                                             bias=False, **common)
         elif fusion == 'concat':
             self.final_fusion = ConvModule(fused_levels * fused_channels, fused_channels, 3,
                                            padding=1, bias=False, **common)
         else:
             self.final_fusion = nn.Identity()
+        self.node_conv = fusion == 'afa' and node_conv
 
     def init_weights(self) -> None:
         """Apply ``init_cfg``, then reset the ``'deconv'`` upsamplers to bilinear kernels."""
@@ -305,6 +329,8 @@ class AFANeck(BaseModule):
             fused_in.append(feat)
         if self.fusion == 'afa':
             fused = self.final_fusion(fused_in)
+            if self.node_conv:
+                fused = self.final_conv(fused)
         elif self.fusion == 'concat':
             fused = self.final_fusion(torch.cat(fused_in, dim=1))
         else:
