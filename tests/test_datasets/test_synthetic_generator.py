@@ -128,3 +128,41 @@ def test_dataset_style(tmp_path):
     assert digest(a) != digest(b)
     with pytest.raises(ValueError, match="style must be one of"):
         generate_dataset(str(tmp_path / 'c'), style='bold')
+
+
+def _component_sizes(labels: np.ndarray, cls: int) -> list:
+    _, _, stats, _ = cv2.connectedComponentsWithStats((labels == cls).astype(np.uint8))
+    return [max(s[2], s[3]) for s in stats[1:]]
+
+
+def test_style_objects_sizes_and_textures():
+    import dataclasses
+
+    from mmseg_fusion.datasets.synthetic_generator import STYLES, SampleStyle
+    rng = [0, 5]
+    # a SampleStyle equal to a named one gives the same sample
+    same = generate_sample(np.random.default_rng(rng), 64, 8.0, 8, style=SampleStyle())
+    assert all((a == b).all() for a, b in zip(same, generate_sample(
+        np.random.default_rng(rng), 64, 8.0, 8, style='classic')))
+    # larger objects: some wider than half the image (the default's largest)
+    wide = dataclasses.replace(STYLES['legible'], max_size_ratio=1.25)
+    sizes = [s for i in range(60) for c in range(1, 5)
+             for s in _component_sizes(generate_sample(np.random.default_rng(i), 64, 4.0, 6,
+                                                       wide)[1], c)]
+    assert max(sizes) > 40
+    # classes with their own sizes: discs small, squares large
+    own = dataclasses.replace(STYLES['legible'],
+                              class_size_ratios=((0.05, 0.15), (0.5, 1.0), (0.1, 0.5),
+                                                 (0.1, 0.5)))
+    discs, squares = [], []
+    for i in range(60):
+        labels = generate_sample(np.random.default_rng(i), 64, 4.0, 6, own)[1]
+        discs += _component_sizes(labels, 1)
+        squares += [(labels == 2).sum()]
+    assert discs and max(discs) <= 0.15 * 64 + 1
+    assert max(squares) > 0.2 * 64 * 64
+    # textures drawn at random: other images, still labelled
+    shapes = dataclasses.replace(STYLES['legible'], textures_by_class=False)
+    a = generate_sample(np.random.default_rng(rng), 64, 8.0, 8, 'legible')
+    b = generate_sample(np.random.default_rng(rng), 64, 8.0, 8, shapes)
+    assert (a[1] > 0).any() and not (a[0] == b[0]).all()
