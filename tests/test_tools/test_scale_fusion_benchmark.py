@@ -22,12 +22,20 @@ def test_every_row_builds_and_groups_name_known_rows(bench):
     for name, spec in bench.ROWS.items():
         model = MODELS.build(copy.deepcopy(spec['model']))
         assert type(model).__name__ == spec['model']['type'], name
-    # one change per ablation row: each differs from the official recipe in one argument
-    official = bench.ROWS['ssr-official']['model']
-    for name in ('ssr-native', 'ssr-logsoftmax', 'ssr-terminal', 'ssr', 'ssr-softplus'):
+    # one change per ablation row: each differs from the chosen recipe in one argument
+    chosen = bench.ROWS['ssr']['model']
+    for name in bench.GROUPS['ssr-ablation']:
+        if name in ('ssr', 'ssr-official') or bench.ROWS[name]['aug']:
+            continue
         cfg = bench.ROWS[name]['model']
-        changed = [k for k in set(cfg) | set(official) if cfg.get(k) != official.get(k)]
+        changed = [k for k in set(cfg) | set(chosen) if cfg.get(k) != chosen.get(k)]
         assert len(changed) == 1, (name, changed)
+    # the chosen recipe is SSREncoderDecoder's default
+    import inspect
+    defaults = {k: p.default for k, p in inspect.signature(
+        MODELS.get('SSREncoderDecoder')).parameters.items()}
+    for key, value in bench.CHOSEN.items():
+        assert defaults[key] == value, key
 
 
 def test_one_tiny_run_gives_per_class_ious(bench, monkeypatch):
@@ -69,5 +77,7 @@ def test_width_option_widens_fcn_rows_and_refuses_necks(bench):
     assert model.scale_attention is not None
     with pytest.raises(ValueError, match="--width 16 .* row 'afa' has a neck"):
         bench._widen(copy.deepcopy(bench.ROWS['afa']['model']), 'afa', 16)
-    # the legible data set is generated with its style
-    assert bench.DATASETS['c']['style'] == 'legible'
+    # the data sets' styles: a named one, or a named one with changed fields
+    assert bench.dataset_style('legible').period_divisor == 4.0
+    assert bench.dataset_style('a').max_size_ratio == 1.25
+    assert bench.dataset_style('b').period_divisor == 5.0

@@ -1,7 +1,7 @@
 """Seeded benchmark of the scale fusions (SSR, HMA, softmax, mean-TTA) and of the AFA neck.
 
     python tools/analysis/scale_fusion_benchmark.py [--rows main] [--seeds 0 1 2] [--jobs 2]
-        [--iters 700] [--data a] [--out work_dirs/scale_fusion_benchmark]
+        [--iters 1000] [--data a [b ...]] [--device cpu] [--out work_dirs/scale_fusion_benchmark]
 
 Every row is one model recipe (network + training); every (row, seed) is trained from scratch
 on data generated in memory by :mod:`mmseg_fusion.datasets.synthetic_generator` and evaluated
@@ -12,17 +12,20 @@ gives mean ± std of mIoU over the seeds and the worst class IoU of the main eva
 The models are built from mmseg / mmseg_fusion configs (``MODELS.build``) and trained with
 their own ``train_step`` (mmseg's data preprocessor and losses, mmengine's optimizer wrapper);
 the loop itself is a lean in-process one (data held in memory, SGD + poly as the synthetic
-configs), so that a 2-core CPU runs the whole main table in about half an hour. Results of
-each (row, seed) are cached as JSON under ``--out``; a second run only trains what is
-missing and rewrites ``--out/table.md``.
+configs), so that a 2-core CPU runs the main table in about half an hour. Each training also
+runs on a GPU (``--device cuda``; several share it with ``--jobs``). Results of each (data,
+row, seed) are cached as JSON under ``--out``, with the generated data; a second run only
+trains what is missing and rewrites ``--out/table_<data>_<rows>.md``.
 
-Data sets: ``a`` (the tuning set: 128x128, 2-12 objects of 6-64 px whose texture period grows
-with the size, 400 train / 100 val images) and ``b`` (held out, never tuned on: 160x160,
-objects of 8-80 px, another seed).
+Data sets (:data:`DATASETS`): ``a`` (the tuning set: 128x128, 2-8 objects of 6 px up to 1.25
+times the image, whose texture period grows with the size, 400 train / 100 val images) and
+``b`` (held out, never tuned on: another seed, up to 10 objects of 5 px up to 1.5 times the
+image, finer textures); ``classic`` and ``legible`` are the earlier, less scale-limited sets.
 """
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import os.path as osp
 import statistics
@@ -35,11 +38,19 @@ import numpy as np
 
 TEST_SCALES = (0.5, 0.75, 1.0, 1.5, 2.0)
 DATASETS = {
-    'a': dict(image_size=128, min_size=6.0, max_objects=12, num_train=400, num_val=100, seed=0),
-    'b': dict(image_size=160, min_size=8.0, max_objects=12, num_train=400, num_val=100, seed=7),
-    # the legible style: every class learnable by the plain FCN (see configs/ssr/README.md)
-    'c': dict(image_size=128, min_size=8.0, max_objects=10, num_train=400, num_val=100, seed=0,
-              style='legible'),
+    # the tuning set: legible textures, objects of 6 px up to 1.25 x the image (the largest
+    # only partly visible), so that both ends of the size range are hard at scale 1.0
+    'a': dict(image_size=128, min_size=6.0, max_objects=8, num_train=400, num_val=100, seed=0,
+              style='wide'),
+    # held out (never tuned on): another seed, more and smaller objects, up to 1.5 x the
+    # image, textures of 5 periods per object as in the classic style
+    'b': dict(image_size=128, min_size=5.0, max_objects=10, num_train=400, num_val=100, seed=7,
+              style=dict(base='legible', max_size_ratio=1.5, period_divisor=5.0)),
+    # the earlier data sets (objects up to half the image; the classic style is the demo's)
+    'classic': dict(image_size=128, min_size=6.0, max_objects=12, num_train=400, num_val=100,
+                    seed=0),
+    'legible': dict(image_size=128, min_size=8.0, max_objects=10, num_train=400, num_val=100,
+                    seed=0, style='legible'),
 }
 NUM_CLASSES = 5
 WIDTH = 8  # ResNetV1c-18 at 1/8 width
@@ -75,9 +86,11 @@ def _afa(fusion: str, **neck) -> dict:
     cfg = _fcn()
     w = WIDTH
     cfg['backbone'].update(dilations=(1, 1, 1, 1), strides=(1, 2, 2, 2))
+    neck.setdefault('fused_levels', 3)
     cfg['neck'] = dict(type='AFANeck', in_channels=[w, 2 * w, 4 * w, 8 * w], fusion=fusion,
-                       fused_levels=3, norm_cfg=NORM, **neck)
-    cfg['decode_head'].update(in_channels=w, in_index=0, channels=4 * w, concat_input=False)
+                       norm_cfg=NORM, **neck)
+    cfg['decode_head'].update(in_channels=neck.get('fused_channels') or w, in_index=0,
+                              channels=4 * w, concat_input=False)
     # outs[1 + j] is level j aggregated (in_channels[j]): the auxiliary head on level 2
     cfg['auxiliary_head'].update(in_channels=4 * w, in_index=3)
     return cfg
@@ -90,74 +103,141 @@ def _ssr(**kwargs) -> dict:
     return cfg
 
 
-# The official SSR recipe and the default of SSREncoderDecoder (chosen by the ablation rows
-# below: each changes one thing of OFFICIAL).
+# The official SSR recipe, and the recipe chosen by the rows below (the defaults of
+# SSREncoderDecoder): a random pair of scales per step, each scale fully supervised, terminal.
 OFFICIAL = dict(fusion='ssr', phi='abs', terminal=False, train_scales=(0.5, 1.0),
                 scale_loss_weight=0.05, density_input='resized', fuse_log_probs=False)
-CHOSEN = dict(OFFICIAL, scale_loss_weight=1.0)
+# one pair per training step, drawn at random: each test scale with 1.0 (the default of
+# SSREncoderDecoder, mmseg_fusion.models.segmentors.ssr_encoder_decoder.RANDOM_PAIRS)
+RANDOM_PAIRS = ((0.5, 1.0), (0.75, 1.0), (1.0, 1.5), (1.0, 2.0))
+CHOSEN = dict(OFFICIAL, scale_loss_weight=1.0, terminal=True, train_scales=RANDOM_PAIRS)
 OPACITY_HALF = math.log(2.0)  # |b| with 1 - exp(-|b|) = 0.5
+
+
+def _chosen(**changes) -> dict:
+    """The chosen SSR recipe with ``changes`` (one per ablation row)."""
+    return _ssr(**dict(CHOSEN, **changes))
+
 
 ROWS: Dict[str, dict] = {
     # --- the main table
     'plain': dict(model=_fcn(), aug=False, doc='plain FCN (EncoderDecoder)'),
     'plain-aug': dict(model=_fcn(), aug=True, doc='plain FCN + random resize 0.5-2'),
-    'hma': dict(model=_ssr(**dict(OFFICIAL, fusion='hma')), aug=False,
-                doc='HMA (same segmentor, fusion=hma)'),
-    'softmax': dict(model=_ssr(**dict(OFFICIAL, fusion='softmax')), aug=False,
-                    doc='Attention to Scale (softmax over scales)'),
-    'ssr-official': dict(model=_ssr(**OFFICIAL), aug=False,
-                         doc='SSR, official recipe (slw 0.05, non-terminal)'),
-    'ssr': dict(model=_ssr(**CHOSEN), aug=False,
-                doc='SSR, the default: official + scale_loss_weight 1.0'),
+    'hma': dict(model=_chosen(fusion='hma', terminal=False), aug=False,
+                doc='HMA (fusion=hma), same training'),
+    'softmax': dict(model=_chosen(fusion='softmax', terminal=False), aug=False,
+                    doc='Attention to Scale (softmax over scales), same training'),
+    'ssr': dict(model=_chosen(), aug=False,
+                doc='SSR, the default: random scale pairs, scale_loss_weight 1, terminal'),
     'afa': dict(model=_afa('afa', reduction=8), aug=False,
                 doc='AFANeck fusion=afa (reduction 8: 1 hidden unit on 8 channels)'),
     'concat': dict(model=_afa('concat'), aug=False, doc='AFANeck fusion=concat'),
-    # --- SSR ablations: one change of the official recipe per row
-    'ssr-native': dict(model=_ssr(**dict(OFFICIAL, density_input='native')), aug=False,
-                       doc='official + attention on each scale\'s own features (NVIDIA)'),
-    'ssr-logsoftmax': dict(model=_ssr(**dict(OFFICIAL, fuse_log_probs=True)), aug=False,
-                           doc='official + fuse log-softmax'),
-    'ssr-terminal': dict(model=_ssr(**dict(OFFICIAL, terminal=True)), aug=False,
-                         doc='official + terminal'),
-    'ssr-slw0.2': dict(model=_ssr(**dict(OFFICIAL, scale_loss_weight=0.2)), aug=False,
-                       doc='official + scale_loss_weight 0.2'),
-    'ssr-slw0.5': dict(model=_ssr(**dict(OFFICIAL, scale_loss_weight=0.5)), aug=False,
-                       doc='official + scale_loss_weight 0.5'),
-    'ssr-slw1-terminal': dict(model=_ssr(**dict(CHOSEN, terminal=True)), aug=False,
-                              doc='default + terminal'),
-    'ssr-3scales': dict(model=_ssr(**dict(OFFICIAL, train_scales=(0.5, 1.0, 2.0))), aug=False,
-                        doc='official + train scales (0.5, 1, 2)'),
-    'ssr-opacity0.5': dict(model=_ssr(**OFFICIAL, scale_attention=dict(bias_init=OPACITY_HALF)),
-                           aug=False, doc='official + initial opacity 0.5 (density bias)'),
-    'ssr-softplus': dict(model=_ssr(**dict(OFFICIAL, phi='softplus')), aug=False,
-                         doc='official + phi softplus'),
-    'ssr-aug': dict(model=_ssr(**CHOSEN), aug=True, doc='chosen + random resize 0.5-2'),
-    # --- the other fusions with the chosen training recipe (a fair comparison with `ssr`)
-    'hma-slw1': dict(model=_ssr(**dict(CHOSEN, fusion='hma')), aug=False,
-                     doc='HMA with the chosen recipe (scale_loss_weight 1.0)'),
-    'softmax-slw1': dict(model=_ssr(**dict(CHOSEN, fusion='softmax')), aug=False,
-                         doc='softmax with the chosen recipe (scale_loss_weight 1.0)'),
-    'mean-slw1': dict(model=_ssr(**dict(CHOSEN, fusion='mean')), aug=False,
-                      doc='mean of the scales with the chosen recipe (no attention)'),
-    # --- AFA ablations
+    # --- SSR ablations: one change of the chosen recipe per row
+    'ssr-official': dict(model=_ssr(**OFFICIAL), aug=False,
+                         doc='SSR, official recipe: (0.5, 1), scale_loss_weight 0.05, '
+                             'not terminal'),
+    'ssr-nonterminal': dict(model=_chosen(terminal=False), aug=False,
+                            doc='ssr, not terminal (official)'),
+    'ssr-fixed-pair': dict(model=_chosen(train_scales=(0.5, 1.0)), aug=False,
+                           doc='ssr, train scales (0.5, 1) (official)'),
+    'ssr-pairs15': dict(model=_chosen(train_scales=RANDOM_PAIRS[:3]), aug=False,
+                        doc='ssr, random pairs without (1, 2)'),
+    'ssr-3scales': dict(model=_chosen(train_scales=(0.5, 1.0, 2.0)), aug=False,
+                        doc='ssr, train scales (0.5, 1, 2) at every step'),
+    'ssr-slw0.05': dict(model=_chosen(scale_loss_weight=0.05), aug=False,
+                        doc='ssr, scale_loss_weight 0.05 (official)'),
+    'ssr-slw0.2': dict(model=_chosen(scale_loss_weight=0.2), aug=False,
+                       doc='ssr, scale_loss_weight 0.2'),
+    'ssr-slw0.5': dict(model=_chosen(scale_loss_weight=0.5), aug=False,
+                       doc='ssr, scale_loss_weight 0.5'),
+    'ssr-native': dict(model=_chosen(density_input='native'), aug=False,
+                       doc='ssr, attention on each scale\'s own features (NVIDIA)'),
+    'ssr-backbone': dict(model=_chosen(density_features='backbone'), aug=False,
+                         doc='ssr, attention on the backbone output (non-OCR official)'),
+    'ssr-logsoftmax': dict(model=_chosen(fuse_log_probs=True), aug=False,
+                           doc='ssr, fuse log-softmax (non-OCR official)'),
+    'ssr-opacity0.5': dict(model=_chosen(scale_attention=dict(bias_init=OPACITY_HALF)),
+                           aug=False, doc='ssr, initial opacity 0.5 (density bias)'),
+    'ssr-softplus': dict(model=_chosen(phi='softplus'), aug=False,
+                         doc='ssr, phi softplus (= HMA with an attention that sees the '
+                             'resized features)'),
+    'ssr-aug': dict(model=_chosen(), aug=True, doc='ssr + random resize 0.5-2'),
+    'mean': dict(model=_chosen(fusion='mean'), aug=False,
+                 doc='mean of the scales in training and test (no attention), same training'),
+    # --- AFA ablations: one change per row
     'afa-r2': dict(model=_afa('afa', reduction=2), aug=False,
-                   doc='AFANeck fusion=afa, channel-attention reduction 2'),
+                   doc='afa, channel-attention reduction 2 (4 hidden units)'),
+    'afa-norm': dict(model=_afa('afa', reduction=8, normalize=True), aug=False,
+                     doc='afa, normalised (convex) fusion weights'),
+    'afa-deconv': dict(model=_afa('afa', reduction=8, upsample='deconv'), aug=False,
+                       doc='afa, official deconv upsampling in the nodes'),
+    'afa-fl2': dict(model=_afa('afa', reduction=8, fused_levels=2), aug=False,
+                    doc='afa, fused_levels 2'),
+    'afa-fc32': dict(model=_afa('afa', reduction=8, fused_channels=32), aug=False,
+                     doc='afa, fused map of 32 channels (8 by default)'),
+    'afa-conv': dict(model=_afa('afa', reduction=8, node_conv=True), aug=False,
+                     doc='afa, a 3x3 conv after every fusion (as the concat nodes)'),
+    'concat-fc32': dict(model=_afa('concat', fused_channels=32), aug=False,
+                        doc='concat, fused map of 32 channels'),
 }
 GROUPS = {
-    'main': ['plain', 'plain-aug', 'hma', 'softmax', 'ssr-official', 'hma-slw1', 'mean-slw1',
-             'ssr', 'afa', 'concat'],
-    'ssr-ablation': ['ssr-official', 'ssr-native', 'ssr-logsoftmax', 'ssr-terminal',
-                     'ssr-slw0.2', 'ssr-slw0.5', 'ssr', 'ssr-slw1-terminal', 'ssr-opacity0.5',
-                     'ssr-softplus', 'ssr-3scales', 'ssr-aug'],
-    'afa-ablation': ['afa', 'afa-r2', 'concat'],
+    'main': ['plain', 'plain-aug', 'hma', 'softmax', 'ssr', 'afa', 'concat'],
+    'ssr-ablation': ['ssr', 'ssr-official', 'ssr-nonterminal', 'ssr-fixed-pair', 'ssr-pairs15',
+                     'ssr-3scales', 'ssr-slw0.05', 'ssr-slw0.2', 'ssr-slw0.5', 'ssr-native',
+                     'ssr-backbone', 'ssr-logsoftmax', 'ssr-opacity0.5', 'ssr-softplus',
+                     'ssr-aug', 'mean'],
+    'afa-ablation': ['afa', 'afa-r2', 'afa-norm', 'afa-deconv', 'afa-fl2', 'afa-fc32',
+                     'afa-conv', 'concat', 'concat-fc32'],
+    'heldout': ['plain', 'plain-aug', 'hma', 'softmax', 'ssr'],
 }
 
 
 # ----------------------------------------------------------------------------- data
-def make_data(name: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    """Images (N, H, W, 3) uint8 and labels (N, H, W) uint8 of both splits of a data set."""
+def dataset_style(name: str):
+    """The :class:`SampleStyle` of data set ``name``.
+
+    ``DATASETS[name]['style']`` is a style name, or a dict of a ``base`` style name and the
+    fields that differ from it.
+    """
+    import dataclasses
+
+    from mmseg_fusion.datasets.synthetic_generator import STYLES
+    style = DATASETS[name].get('style', 'classic')
+    if isinstance(style, str):
+        return STYLES[style]
+    fields = dict(style)
+    return dataclasses.replace(STYLES[fields.pop('base', 'classic')], **fields)
+
+
+def make_data(name: str, cache_dir: Optional[str] = None
+              ) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """Images (N, H, W, 3) uint8 and labels (N, H, W) uint8 of both splits of a data set.
+
+    With ``cache_dir`` the arrays are kept there (``data_<name>_<hash>.npz``, the hash of the
+    data set's spec) and read back by later runs.
+    """
+    import hashlib
+    cache = None
+    if cache_dir is not None:
+        key = hashlib.sha256(repr(sorted(DATASETS[name].items())).encode()).hexdigest()[:12]
+        cache = osp.join(cache_dir, f'data_{name}_{key}.npz')
+        if osp.exists(cache):
+            with np.load(cache) as f:
+                return {split: (f[f'{split}_img'], f[f'{split}_lab'])
+                        for split in ('train', 'val')}
+    out = _generate(name)
+    if cache is not None:
+        tmp = f'{cache}.{os.getpid()}.tmp.npz'
+        np.savez(tmp, **{f'{split}_{k}': v for split, (img, lab) in out.items()
+                         for k, v in (('img', img), ('lab', lab))})
+        os.replace(tmp, cache)
+    return out
+
+
+def _generate(name: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     from mmseg_fusion.datasets.synthetic_generator import generate_sample
     spec = DATASETS[name]
+    style = dataset_style(name)
     out = {}
     for split, num, offset in (('train', spec['num_train'], 0),
                                ('val', spec['num_val'], 1_000_003)):
@@ -165,7 +245,7 @@ def make_data(name: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
         for i in range(num):
             rng = np.random.default_rng([spec['seed'], offset + i])
             img, lab = generate_sample(rng, spec['image_size'], spec['min_size'],
-                                       spec['max_objects'], spec.get('style', 'classic'))
+                                       spec['max_objects'], style)
             imgs.append(img)
             labels.append(lab)
         out[split] = (np.stack(imgs), np.stack(labels))
@@ -208,14 +288,23 @@ def _iou(conf: np.ndarray) -> np.ndarray:
     return 100.0 * inter / np.maximum(union, 1)
 
 
-def _evaluate(model, data, scales: Sequence[float], fusion: str, batch: int = 10) -> List[float]:
-    """Per-class IoU (%) of ``model`` with ``fusion`` over ``scales`` on a split."""
+def _evaluate(model, data, scales: Sequence[float], fusion: str, batch: int = 10,
+              scale: Optional[float] = None) -> List[float]:
+    """Per-class IoU (%) of ``model`` with ``fusion`` over ``scales`` on a split.
+
+    With ``scale``, the prediction of that one scale alone (``scales`` is then ignored).
+    """
     import torch
+    import torch.nn.functional as F
     from mmseg.structures import SegDataSample
     imgs, labels = data
     conf = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     old = (model.fusion, model.test_cfg['scales'])
     model.fusion, model.test_cfg['scales'] = fusion, tuple(scales)
+    if scale is not None:
+        # the one scale as the view of a test-time augmentation (SSREncoderDecoder's scales
+        # must contain 1.0): fused alone with 'mean', that is its own logits
+        model.fusion, model.test_cfg['scales'] = 'mean', (1.0, )
     try:
         with torch.no_grad():
             for start in range(0, len(imgs), batch):
@@ -225,9 +314,17 @@ def _evaluate(model, data, scales: Sequence[float], fusion: str, batch: int = 10
                           for i in chunk]
                 samples = [SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w)))
                            for _ in chunk]
-                preds = model.test_step(dict(inputs=inputs, data_samples=samples))
+                if scale is None:
+                    preds = model.test_step(dict(inputs=inputs, data_samples=samples))
+                else:
+                    batch_data = model.data_preprocessor(
+                        dict(inputs=inputs, data_samples=samples), False)
+                    preds = model.predict_view(
+                        F.interpolate(batch_data['inputs'], scale_factor=scale,
+                                      mode='bilinear', align_corners=False),
+                        batch_data['data_samples'], scale=scale)
                 for i, p in zip(chunk, preds):
-                    pred = p.pred_sem_seg.data[0].numpy().astype(np.int64)
+                    pred = p.pred_sem_seg.data[0].cpu().numpy().astype(np.int64)
                     conf += np.bincount(NUM_CLASSES * labels[i].astype(np.int64).ravel()
                                         + pred.ravel(),
                                         minlength=NUM_CLASSES**2).reshape(NUM_CLASSES,
@@ -265,7 +362,8 @@ def _widen(cfg: dict, row: str, width: int) -> dict:
 
 
 def run_one(row: str, seed: int, iters: int, data_name: str, threads: int,
-            lr: float, batch: int, optim_name: str = 'adamw', width: int = WIDTH) -> dict:
+            lr: float, batch: int, optim_name: str = 'adamw', width: int = WIDTH,
+            device: str = 'cpu', cache_dir: Optional[str] = None) -> dict:
     """Train row ``row`` with ``seed`` and evaluate it; returns a JSON-able result."""
     import copy
     import random
@@ -283,7 +381,7 @@ def run_one(row: str, seed: int, iters: int, data_name: str, threads: int,
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002  (what mmengine's set_random_seed seeds, too)
     torch.manual_seed(seed)
-    data = make_data(data_name)
+    data = make_data(data_name, cache_dir)
     size = DATASETS[data_name]['image_size']
     cfg = _widen(copy.deepcopy(spec['model']), row, width)
     cfg['data_preprocessor']['size'] = (size, size)
@@ -295,6 +393,7 @@ def run_one(row: str, seed: int, iters: int, data_name: str, threads: int,
         model.init_weights()
     finally:
         logger.setLevel(level)
+    model.to(device)
     model.train()
     optimizer = (dict(type='SGD', lr=lr, momentum=0.9, weight_decay=5e-4) if optim_name == 'sgd'
                  else dict(type='AdamW', lr=lr, weight_decay=0.01))
@@ -314,9 +413,13 @@ def run_one(row: str, seed: int, iters: int, data_name: str, threads: int,
     model.eval()
     emodel = _as_fusion_model(cfg, model)
     fusion = getattr(model, 'fusion', None) if cfg['type'] == 'SSREncoderDecoder' else None
+    emodel.to(device)
     result = dict(row=row, seed=seed, iters=iters, data=data_name, lr=lr, batch=batch,
-                  optim=optim_name, width=width, train_s=round(train_s, 1))
+                  optim=optim_name, width=width, device=device, train_s=round(train_s, 1))
     result['single'] = _evaluate(emodel, data['val'], (1.0, ), 'mean')
+    # each test scale alone (its prediction resized to the input size)
+    result['per_scale'] = {f'{s:g}': _evaluate(emodel, data['val'], (s, ), 'mean', scale=s)
+                           for s in TEST_SCALES if s != 1.0}
     result['mean_tta'] = _evaluate(emodel, data['val'], TEST_SCALES, 'mean')
     if fusion is not None and fusion != 'mean':
         result['fused'] = _evaluate(emodel, data['val'], TEST_SCALES, fusion)
@@ -365,11 +468,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--optim', choices=('sgd', 'adamw'), default='sgd')
     parser.add_argument('--lr', type=float, default=0.05)
-    parser.add_argument('--data', choices=sorted(DATASETS), default='a')
+    parser.add_argument('--data', choices=sorted(DATASETS), nargs='+', default=['a'],
+                        help='data sets (one table each)')
     parser.add_argument('--width', type=int, default=WIDTH,
                         help='base channels of the FCN and fusion rows (8: 1/8 of ResNet-18)')
     parser.add_argument('--jobs', type=int, default=2, help='parallel trainings')
     parser.add_argument('--threads', type=int, default=1, help='torch threads per training')
+    parser.add_argument('--device', default='cpu',
+                        help="torch device of the trainings, e.g. 'cuda' (several trainings "
+                             'share one GPU with --jobs)')
     parser.add_argument('--out', default='work_dirs/scale_fusion_benchmark')
     return parser.parse_args(argv)
 
@@ -384,55 +491,67 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     os.makedirs(args.out, exist_ok=True)
 
-    def path(row: str, seed: int) -> str:
+    def path(data: str, row: str, seed: int) -> str:
         wide = f'_w{args.width}' if args.width != WIDTH else ''
-        return osp.join(args.out, f'{args.data}_{row}_s{seed}_it{args.iters}_{args.optim}_'
-                        f'lr{args.lr:g}_b{args.batch}{wide}.json')
+        device = '' if args.device == 'cpu' else f'_{args.device.replace(":", "")}'
+        return osp.join(args.out, f'{data}_{row}_s{seed}_it{args.iters}_{args.optim}_'
+                        f'lr{args.lr:g}_b{args.batch}{wide}{device}.json')
 
-    todo = [(r, s) for r in rows for s in args.seeds if not osp.exists(path(r, s))]
-    print(f'scale_fusion_benchmark: {len(rows) * len(args.seeds) - len(todo)} cached, '
-          f'{len(todo)} to train ({args.jobs} at a time)', flush=True)
+    # seed-major, so that a run cut short has every row and data set of the first seeds
+    runs = [(d, r, s) for s in args.seeds for d in args.data for r in rows]
+    todo = [run for run in runs if not osp.exists(path(*run))]
+    print(f'scale_fusion_benchmark: {len(runs) - len(todo)} cached, {len(todo)} to train '
+          f'({args.jobs} at a time on {args.device})', flush=True)
     start = time.time()
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(run_one, r, s, args.iters, args.data, args.threads, args.lr,
-                               args.batch, args.optim, args.width): (r, s)
-                   for r, s in todo}
+    # a CUDA context does not survive fork: start fresh interpreters for GPU runs
+    context = multiprocessing.get_context('spawn' if args.device != 'cpu' else None)
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
+        # each data set once, in parallel, into the cache the trainings read
+        for data in pool.map(make_data, sorted({d for d, _, _ in todo}),
+                             [args.out] * len(todo)):
+            del data
+        print(f'scale_fusion_benchmark: data ready ({time.time() - start:.0f} s)', flush=True)
+        futures = {pool.submit(run_one, r, s, args.iters, d, args.threads, args.lr,
+                               args.batch, args.optim, args.width, args.device,
+                               args.out): (d, r, s)
+                   for d, r, s in todo}
         failed = []
         for n, fut in enumerate(as_completed(futures), 1):
-            r, s = futures[fut]
+            d, r, s = futures[fut]
             try:
                 res = fut.result()
             except Exception as exc:  # report it, keep the other runs' results
-                failed.append((r, s))
-                print(f'[{n}/{len(todo)}] {r} seed {s} FAILED: {type(exc).__name__}: {exc}',
-                      flush=True)
+                failed.append((d, r, s))
+                print(f'[{n}/{len(todo)}] {d} {r} seed {s} FAILED: {type(exc).__name__}: '
+                      f'{exc}', flush=True)
                 continue
-            tmp = path(r, s) + '.tmp'
+            tmp = path(d, r, s) + '.tmp'
             with open(tmp, 'w') as f:
                 json.dump(res, f)
-            os.replace(tmp, path(r, s))
+            os.replace(tmp, path(d, r, s))
             summary = ', '.join(f'{k} {statistics.mean(res[k]):.1f}'
                                 for k in ('single', 'mean_tta', 'fused_train_scales', 'fused')
                                 if k in res)
-            print(f'[{n}/{len(todo)}] {r} seed {s}: {summary} '
+            print(f'[{n}/{len(todo)}] {d} {r} seed {s}: {summary} '
                   f'({time.time() - start:.0f} s)', flush=True)
     if failed:
         print(f'scale_fusion_benchmark: {len(failed)} runs failed: {failed}', file=sys.stderr)
-        return 1
-    results = []
-    for r in rows:
-        for s in args.seeds:
-            with open(path(r, s)) as f:
-                results.append(json.load(f))
-    text = (f'data {args.data} {DATASETS[args.data]}, width {args.width}, '
-            f'{args.iters} iterations, batch '
-            f'{args.batch}, {args.optim} lr {args.lr:g} poly, seeds {args.seeds}, mIoU %\n\n'
-            + table(results, rows))
-    with open(osp.join(args.out, f'table_{args.data}_{args.rows.replace(",", "+")}.md'),
-              'w') as f:
-        f.write(text + '\n')
-    print(text, flush=True)
-    return 0
+    for data in args.data:
+        results = []
+        for r in rows:
+            for s in args.seeds:
+                if osp.exists(path(data, r, s)):
+                    with open(path(data, r, s)) as f:
+                        results.append(json.load(f))
+        text = (f'data {data} {DATASETS[data]}, width {args.width}, '
+                f'{args.iters} iterations, batch '
+                f'{args.batch}, {args.optim} lr {args.lr:g} poly, seeds {args.seeds}, '
+                f'mIoU %\n\n' + table(results, rows))
+        name = f'table_{data}_{args.rows.replace(",", "+")}.md'
+        with open(osp.join(args.out, name), 'w') as f:
+            f.write(text + '\n')
+        print(text, flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == '__main__':
