@@ -7,6 +7,7 @@ from .checkpoint import (
     mmengine_safe_globals,
     register_checkpoint_loader,
 )
+from .config_scope import SCOPE, register_config_scope
 from .distributed import FusionDistributedDataParallel, setup_distributed, shutdown_distributed
 from .publish import (
     atomic_save,
@@ -22,11 +23,11 @@ from .runner import build_runner, default_work_dir
 from .sync_bn import CPUSyncBatchNorm, convert_sync_batchnorm_for_cpu
 
 __all__ = [
-    'AtomicLocalBackend', 'CPUSyncBatchNorm', 'CheckpointSecurityError',
+    'SCOPE', 'AtomicLocalBackend', 'CPUSyncBatchNorm', 'CheckpointSecurityError',
     'FusionDistributedDataParallel', 'RNGStateHook', 'atomic_save', 'build_runner',
     'convert_sync_batchnorm_for_cpu', 'default_work_dir', 'get_rng_states', 'hashed_filename',
     'load_checkpoint_file', 'load_local_checkpoint', 'mmengine_safe_globals', 'plain_value',
     'publish_checkpoint', 'publishable_checkpoint', 'register_atomic_local_backend',
-    'register_checkpoint_loader', 'set_rng_states', 'setup_distributed', 'sha256_file',
-    'shutdown_distributed', 'software_versions'
+    'register_checkpoint_loader', 'register_config_scope', 'set_rng_states',
+    'setup_distributed', 'sha256_file', 'shutdown_distributed', 'software_versions'
 ]
