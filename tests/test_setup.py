@@ -123,6 +123,9 @@ def test_installed_wheel_resolves_configs_trains_and_serves_mim(fresh_env, tmp_p
     out = _run([*mim, 'search', 'mmseg_fusion'], cwd=outside)
     for model in ('ssr_fcn_r18-d8_1xb8-1500_synthetic-128x128', 'ccnet_r50-d8'):
         assert model in out, out[-3000:]
-    out = _run([*mim, 'test', 'mmseg_fusion', 'child.py', '--checkpoint', 'work/iter_2.pth',
+    out = _run([*mim, 'train', 'mmseg_fusion', 'child.py', '--work-dir', 'mim_work',
+                '--cfg-options', *opts], cwd=outside)
+    assert osp.isfile(outside / 'mim_work' / 'iter_2.pth'), out[-3000:]
+    out = _run([*mim, 'test', 'mmseg_fusion', 'child.py', '--checkpoint', 'mim_work/iter_2.pth',
                 '--cfg-options', *opts], cwd=outside)
     assert 'mIoU' in out, out[-3000:]
