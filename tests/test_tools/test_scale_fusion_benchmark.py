@@ -52,15 +52,17 @@ def test_one_tiny_run_gives_per_class_ious(bench, monkeypatch):
 
 
 def test_table_reports_mean_and_std_over_seeds(bench):
-    results = [dict(row='plain', seed=s, train_s=10.0, single=[v, v, v, v, v],
-                    mean_tta=[v + 1] * 5) for s, v in enumerate((50.0, 52.0, 57.0))]
+    results = [dict(row='plain', seed=s, train_s=10.0, single=[v, v, v, v, v - 10],
+                    mean_tta=[v + 1] * 5, per_scale={'0.5': [v - 5] * 5, '2': [v - 1] * 5})
+               for s, v in enumerate((50.0, 52.0, 57.0))]
     text = bench.table(results, ['plain', 'ssr'])
-    std = statistics.stdev([50.0, 52.0, 57.0])
-    assert f'53.0 ± {std:.1f}' in text
+    means = [statistics.mean([v, v, v, v, v - 10]) for v in (50.0, 52.0, 57.0)]
+    assert f'{statistics.mean(means):.1f} ± {statistics.stdev(means):.1f}' in text
     assert '54.0 ±' in text  # mean-TTA column
     assert '`ssr`' not in text  # rows without results are left out
-    # the worst class is taken from the best column (mean-TTA here)
-    assert '| 54.0 | 10 |' in text
+    # the best other scale alone, and the worst class (seed means) at 1.0 / in the best column
+    # (mean-TTA here), then the training time
+    assert '| 2: 52.0 | 43.0 / 54.0 | 10 |' in text
 
 
 def test_width_option_widens_fcn_rows_and_refuses_necks(bench):
