@@ -18,7 +18,7 @@ def test_rows_and_markdown_table(analysis_tool, capsys, monkeypatch):
     assert 'input 1x3x32x48, 1 thread(s) each' in out
     table = out[out.rindex('| family |'):].strip().splitlines()
     assert len(table) == 2 + 3
-    for line, scales in zip(table[2:4], ['1', '0.5,1']):
+    for line, scales in zip(table[2:4], ['1', '0.5,0.75,1,1.5,2']):
         cells = [c.strip() for c in line.strip('|').split('|')]
         assert cells[2] == scales
         torch_ms, ort_ms, ratio = float(cells[3]), float(cells[4]), float(cells[5])
