@@ -25,15 +25,13 @@ on ``(seed, split, i)``, so the same arguments give byte-identical files.
 import dataclasses
 import os
 import os.path as osp
-import shutil
-import tempfile
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
-from ..utils.stale_temporaries import remove_stale_temporaries, temporary_prefix
+from ..utils.stale_temporaries import atomic_folder
 
 __all__ = ['CLASSES', 'PALETTE', 'STYLES', 'SampleStyle', 'generate_sample', 'generate_dataset']
 
@@ -242,19 +240,9 @@ def generate_dataset(out_dir: str,
     if not 1 <= min_size <= image_size / 2:
         raise ValueError(f'generate_dataset: min_size must be in [1, image_size/2 = '
                          f'{image_size / 2}], got {min_size!r}')
-    out_dir = osp.abspath(out_dir)
-    if (osp.exists(out_dir) and (not osp.isdir(out_dir) or os.listdir(out_dir))
-            and not overwrite):
-        raise FileExistsError(
-            f'generate_dataset: out_dir {out_dir!r} exists and is not empty; '
-            'pass overwrite=True (--overwrite) to replace it')
-    parent = osp.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    remove_stale_temporaries(out_dir)
-    tmp = tempfile.mkdtemp(prefix=temporary_prefix(out_dir, 'partial-'), dir=parent)
     splits: Sequence[Tuple[str, int]] = (('train', num_train), ('val', num_val))
     total, done = num_train + num_val, 0
-    try:
+    with atomic_folder(out_dir, 'generate_dataset', overwrite) as tmp:
         for split, num in splits:
             img_dir = osp.join(tmp, 'img_dir', split)
             ann_dir = osp.join(tmp, 'ann_dir', split)
@@ -268,14 +256,4 @@ def generate_dataset(out_dir: str,
                 done += 1
                 if progress is not None:
                     progress(done, total)
-        if osp.lexists(out_dir):
-            old = tempfile.mkdtemp(prefix=temporary_prefix(out_dir, 'old-'), dir=parent)
-            os.replace(out_dir, osp.join(old, 'data'))
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dict(splits)

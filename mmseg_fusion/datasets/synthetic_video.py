@@ -18,8 +18,6 @@ split depends only on ``(seed, split, v)``: equal arguments give byte-identical 
 """
 import os
 import os.path as osp
-import shutil
-import tempfile
 from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
@@ -27,12 +25,19 @@ import numpy as np
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from ..utils.stale_temporaries import remove_stale_temporaries, temporary_prefix
-from .synthetic_generator import CLASSES, PALETTE, _shape_mask, _texture, _write_png
+from ..utils.stale_temporaries import atomic_folder
+from .synthetic_generator import (
+    _SPLIT_OFFSET,
+    CLASSES,
+    PALETTE,
+    _shape_mask,
+    _texture,
+    _write_png,
+)
 
 __all__ = ['SyntheticVideoDataset', 'generate_video', 'generate_video_dataset', 'read_degraded']
 
-_SPLIT_OFFSET = {'train': 0, 'val': 1_000_003}
+
 DEGRADATIONS = ('noise', 'occlusion')
 
 
@@ -147,18 +152,8 @@ def generate_video_dataset(out_dir: str,
     if not 0 <= degrade_prob <= 1:
         raise ValueError('generate_video_dataset: degrade_prob must be in [0, 1], got '
                          f'{degrade_prob!r}')
-    out_dir = osp.abspath(out_dir)
-    if (osp.exists(out_dir) and (not osp.isdir(out_dir) or os.listdir(out_dir))
-            and not overwrite):
-        raise FileExistsError(
-            f'generate_video_dataset: out_dir {out_dir!r} exists and is not empty; '
-            'pass overwrite=True (--overwrite) to replace it')
-    parent = osp.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    remove_stale_temporaries(out_dir)
-    tmp = tempfile.mkdtemp(prefix=temporary_prefix(out_dir, 'partial-'), dir=parent)
     total, done = num_train + num_val, 0
-    try:
+    with atomic_folder(out_dir, 'generate_video_dataset', overwrite) as tmp:
         for split, num in (('train', num_train), ('val', num_val)):
             img_dir, ann_dir = osp.join(tmp, 'img_dir', split), osp.join(tmp, 'ann_dir', split)
             os.makedirs(img_dir)
@@ -178,16 +173,6 @@ def generate_video_dataset(out_dir: str,
                     progress(done, total)
             with open(osp.join(tmp, f'degraded_{split}.txt'), 'w') as f:
                 f.writelines(degraded)
-        if osp.lexists(out_dir):
-            old = tempfile.mkdtemp(prefix=temporary_prefix(out_dir, 'old-'), dir=parent)
-            os.replace(out_dir, osp.join(old, 'data'))
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dict(train=num_train * num_frames, val=num_val * num_frames)
 
 

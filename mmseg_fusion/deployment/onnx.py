@@ -40,6 +40,7 @@ from mmseg.models.segmentors import EncoderDecoder
 
 from ..models.segmentors import SSREncoderDecoder
 from ..models.segmentors.ssr_encoder_decoder import check_scales
+from ..utils.quiet_init import init_weights_quietly
 from ..utils.stale_temporaries import remove_stale_temporaries, temporary_prefix
 
 __all__ = [
@@ -168,14 +169,7 @@ def build_export_model(config: str, checkpoint: Optional[str] = None,
     options['model.test_cfg.mode'] = 'whole'
     model = build_target_model(config, options)
     if checkpoint is None:
-        from mmengine.logging import MMLogger
-        logger = MMLogger.get_current_instance()
-        level = logger.level
-        logger.setLevel('WARNING')  # init_weights logs every parameter
-        try:
-            model.init_weights()
-        finally:
-            logger.setLevel(level)
+        init_weights_quietly(model)
     else:
         try:
             load_checkpoint(model, checkpoint, map_location='cpu', strict=True,

@@ -49,3 +49,27 @@ def test_atomic_save_cleans_up_after_a_killed_writer(tmp_path):
     atomic_save({'a': 1}, str(tmp_path / 'w.pth'))
     assert os.listdir(tmp_path) == ['w.pth']
     assert remove_stale_temporaries(str(tmp_path / 'missing' / 'x.pth')) == []
+
+
+def test_atomic_folder_moves_into_place_or_leaves_nothing(tmp_path):
+    import pytest
+
+    from mmseg_fusion.utils import atomic_folder
+    target = tmp_path / 'out'
+    with atomic_folder(str(target), 'writer') as tmp:
+        assert os.listdir(tmp_path) == [os.path.basename(tmp)]  # hidden, beside the target
+        (tmp_path / tmp / 'a.txt').write_text('one')
+    assert sorted(os.listdir(tmp_path)) == ['out'] and (target / 'a.txt').read_text() == 'one'
+    # a non-empty target is refused unless overwrite, naming the writer
+    with pytest.raises(FileExistsError, match="writer: out_dir .* exists and is not empty"):
+        with atomic_folder(str(target), 'writer'):
+            pass
+    # a failed write leaves the old folder as it was and no temporary
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_folder(str(target), 'writer', overwrite=True) as tmp:
+            (tmp_path / tmp / 'b.txt').write_text('two')
+            raise KeyboardInterrupt
+    assert sorted(os.listdir(tmp_path)) == ['out'] and os.listdir(target) == ['a.txt']
+    with atomic_folder(str(target), 'writer', overwrite=True) as tmp:
+        (tmp_path / tmp / 'b.txt').write_text('two')
+    assert os.listdir(target) == ['b.txt'] and sorted(os.listdir(tmp_path)) == ['out']

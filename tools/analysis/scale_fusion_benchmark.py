@@ -369,12 +369,12 @@ def run_one(row: str, seed: int, iters: int, data_name: str, threads: int,
     import random
 
     import torch
-    from mmengine.logging import MMLogger
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
     import mmseg_fusion  # noqa: F401
+    from mmseg_fusion.utils import init_weights_quietly
     torch.set_num_threads(threads)
     init_default_scope('mmseg')
     spec = ROWS[row]
@@ -386,13 +386,7 @@ def run_one(row: str, seed: int, iters: int, data_name: str, threads: int,
     cfg = _widen(copy.deepcopy(spec['model']), row, width)
     cfg['data_preprocessor']['size'] = (size, size)
     model = MODELS.build(cfg)
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel('WARNING')  # init_weights logs every parameter
-    try:
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
+    init_weights_quietly(model)
     model.to(device)
     model.train()
     optimizer = (dict(type='SGD', lr=lr, momentum=0.9, weight_decay=5e-4) if optim_name == 'sgd'

@@ -327,6 +327,7 @@ def test_ssr_configs_build(repo_root):
     import os.path as osp
 
     from mmengine.config import Config
+
     from mmseg_fusion.models.segmentors.ssr_encoder_decoder import RANDOM_PAIRS
     files = sorted(glob.glob(osp.join(repo_root, 'configs', 'ssr', '*.py')))
     assert len(files) == 7, files
