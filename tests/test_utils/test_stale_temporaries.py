@@ -61,14 +61,14 @@ def test_atomic_folder_moves_into_place_or_leaves_nothing(tmp_path):
         (tmp_path / tmp / 'a.txt').write_text('one')
     assert sorted(os.listdir(tmp_path)) == ['out'] and (target / 'a.txt').read_text() == 'one'
     # a non-empty target is refused unless overwrite, naming the writer
-    with pytest.raises(FileExistsError, match="writer: out_dir .* exists and is not empty"):
-        with atomic_folder(str(target), 'writer'):
-            pass
+    with pytest.raises(FileExistsError, match="writer: out_dir .* exists and is not empty"), \
+            atomic_folder(str(target), 'writer'):
+        pass
     # a failed write leaves the old folder as it was and no temporary
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_folder(str(target), 'writer', overwrite=True) as tmp:
-            (tmp_path / tmp / 'b.txt').write_text('two')
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), \
+            atomic_folder(str(target), 'writer', overwrite=True) as tmp:
+        (tmp_path / tmp / 'b.txt').write_text('two')
+        raise KeyboardInterrupt
     assert sorted(os.listdir(tmp_path)) == ['out'] and os.listdir(target) == ['a.txt']
     with atomic_folder(str(target), 'writer', overwrite=True) as tmp:
         (tmp_path / tmp / 'b.txt').write_text('two')
