@@ -179,6 +179,8 @@ ROWS: Dict[str, dict] = {
                      doc='afa, a 3x3 conv after every fusion (as the concat nodes)'),
     'concat-fc32': dict(model=_afa('concat', fused_channels=32), aug=False,
                         doc='concat, fused map of 32 channels'),
+    'add': dict(model=_afa('add'), aug=False,
+                doc='AFANeck fusion=add: the levels summed (no attention, no conv)'),
 }
 GROUPS = {
     'main': ['plain', 'plain-aug', 'hma', 'softmax', 'ssr', 'afa', 'concat'],
@@ -187,7 +189,7 @@ GROUPS = {
                      'ssr-backbone', 'ssr-logsoftmax', 'ssr-opacity0.5', 'ssr-softplus',
                      'ssr-aug', 'mean'],
     'afa-ablation': ['afa', 'afa-r2', 'afa-norm', 'afa-deconv', 'afa-fl2', 'afa-fc32',
-                     'afa-conv', 'concat', 'concat-fc32'],
+                     'afa-conv', 'concat', 'concat-fc32', 'add'],
     'heldout': ['plain', 'plain-aug', 'hma', 'softmax', 'ssr'],
 }
 
