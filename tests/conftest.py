@@ -57,35 +57,16 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope='session')
-def tiny_options() -> Callable[..., List[str]]:
+def tiny_options(analysis_tool) -> Callable[..., List[str]]:
     """``--cfg-options`` that shrink a synthetic-data config to a few CPU iterations.
 
-    Call as ``tiny_options(data_root, iters=4, ckpt_interval=2, crop=64)``.
+    Call as ``tiny_options(data_root, iters=4, ckpt_interval=2, crop=64)``; the options of
+    ``tools/analysis/dist_soak.py`` (one definition for the tests and the soak script).
     """
 
     def make(data_root: str, iters: int = 4, ckpt_interval: int = 2,
              crop: int = 64) -> List[str]:
-        opts = [
-            f'train_dataloader.dataset.data_root={data_root}',
-            f'val_dataloader.dataset.data_root={data_root}',
-            f'test_dataloader.dataset.data_root={data_root}',
-            'train_dataloader.batch_size=2',
-            f'train_cfg.max_iters={iters}',
-            f'train_cfg.val_interval={iters}',
-            f'default_hooks.checkpoint.interval={ckpt_interval}',
-            'default_hooks.logger.interval=1',
-            f'param_scheduler.0.end={iters}',
-            f'model.data_preprocessor.size=({crop},{crop})',
-            # the synthetic base pipelines: [load, load_ann, RandomResize, RandomCrop, ...]
-            f'train_dataloader.dataset.pipeline.2.scale=({crop},{crop})',
-            f'train_dataloader.dataset.pipeline.3.crop_size=({crop},{crop})',
-            f'val_dataloader.dataset.pipeline.1.scale=({crop},{crop})',
-            f'test_dataloader.dataset.pipeline.1.scale=({crop},{crop})',
-            'randomness.seed=0',
-        ]
-        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-            opts += [f'{loader}.num_workers=0', f'{loader}.persistent_workers=False']
-        return opts
+        return analysis_tool('dist_soak').tiny_options(data_root, iters, ckpt_interval, crop)
 
     return make
 

@@ -46,8 +46,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def tiny_options(data_root: str, iters: int, crop: int = 64) -> List[str]:
-    """``--cfg-options`` shrinking a synthetic-data config to a few CPU iterations."""
+def tiny_options(data_root: str, iters: int = 4, ckpt_interval: Optional[int] = None,
+                 crop: int = 64) -> List[str]:
+    """``--cfg-options`` shrinking a synthetic-data config to a few CPU iterations.
+
+    Also the test suite's ``tiny_options`` fixture (``tests/conftest.py``).
+
+    Args:
+        data_root (str): The synthetic data set.
+        iters (int): Training iterations (validation after the last). Defaults to 4.
+        ckpt_interval (int, optional): Checkpoint interval. Defaults to None (= ``iters``).
+        crop (int): Crop and input size. Defaults to 64.
+
+    Returns:
+        list[str]: ``key=value`` options.
+    """
     opts = [
         f'train_dataloader.dataset.data_root={data_root}',
         f'val_dataloader.dataset.data_root={data_root}',
@@ -55,10 +68,11 @@ def tiny_options(data_root: str, iters: int, crop: int = 64) -> List[str]:
         'train_dataloader.batch_size=2',
         f'train_cfg.max_iters={iters}',
         f'train_cfg.val_interval={iters}',
-        f'default_hooks.checkpoint.interval={iters}',
+        f'default_hooks.checkpoint.interval={ckpt_interval or iters}',
         'default_hooks.logger.interval=1',
         f'param_scheduler.0.end={iters}',
         f'model.data_preprocessor.size=({crop},{crop})',
+        # the synthetic base pipelines: [load, load_ann, RandomResize, RandomCrop, ...]
         f'train_dataloader.dataset.pipeline.2.scale=({crop},{crop})',
         f'train_dataloader.dataset.pipeline.3.crop_size=({crop},{crop})',
         f'val_dataloader.dataset.pipeline.1.scale=({crop},{crop})',
