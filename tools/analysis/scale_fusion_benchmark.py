@@ -190,7 +190,7 @@ GROUPS = {
                      'ssr-aug', 'mean'],
     'afa-ablation': ['afa', 'afa-r2', 'afa-norm', 'afa-deconv', 'afa-fl2', 'afa-fc32',
                      'afa-conv', 'concat', 'concat-fc32', 'add'],
-    'heldout': ['plain', 'plain-aug', 'hma', 'softmax', 'ssr'],
+    'heldout': ['plain', 'plain-aug', 'hma', 'softmax', 'ssr', 'ssr-backbone', 'ssr-3scales'],
 }
 
 
