@@ -83,3 +83,51 @@ def test_width_option_widens_fcn_rows_and_refuses_necks(bench):
     assert bench.dataset_style('legible').period_divisor == 4.0
     assert bench.dataset_style('a').max_size_ratio == 1.25
     assert bench.dataset_style('b').period_divisor == 5.0
+
+
+def test_hma_in_nvidia_order_mixes_the_same_maps_in_another_order(bench):
+    """NVIDIA's nscale_forward order: close to predict's HMA, not equal; the largest scale's
+    attention unused; a scale < 1 mixed at its own size before enlarging."""
+    import copy
+
+    import torch
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    import mmseg_fusion  # noqa: F401
+    from mmseg_fusion.utils import init_weights_quietly
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(copy.deepcopy(bench.ROWS['hma-nvidia-order']['model']))
+    init_weights_quietly(model)
+    model.eval()
+    with torch.no_grad():
+        model.decode_head.conv_seg.weight.mul_(100)  # logits of order 1
+    inputs = torch.randn(2, 3, 37, 45)
+    scales = (0.5, 1.0, 2.0)
+    with torch.no_grad():
+        ours = bench.hma_nvidia_order(model, inputs, scales)
+        model.fusion, model.test_cfg['scales'] = 'hma', scales
+        metas = [dict(img_shape=(37, 45), ori_shape=(37, 45))] * 2
+        theirs = model.inference(inputs, metas)
+    assert ours.shape == theirs.shape == (2, bench.NUM_CLASSES, 37, 45)
+    agree = (ours.argmax(1) == theirs.argmax(1)).float().mean()
+    assert 0.8 < agree
+    assert not torch.allclose(ours, theirs, atol=1e-4)
+
+    # with one scale the order changes nothing
+    with torch.no_grad():
+        model.test_cfg['scales'] = (1.0, )
+        torch.testing.assert_close(bench.hma_nvidia_order(model, inputs, (1.0, )),
+                                   model.inference(inputs, metas), rtol=1e-5, atol=1e-5)
+
+    # the largest scale's attention is never used: a density that differs only there
+    decode = model._decode
+
+    def shifted(x, scale, *args, **kwargs):
+        out = decode(x, scale, *args, **kwargs)
+        return (out[0], out[1] + 5.0, *out[2:]) if scale == 2.0 else out
+
+    model._decode = shifted
+    with torch.no_grad():
+        torch.testing.assert_close(bench.hma_nvidia_order(model, inputs, scales), ours)

@@ -161,6 +161,9 @@ ROWS: Dict[str, dict] = {
     'ssr-softplus': dict(model=_chosen(phi='softplus'), aug=False,
                          doc='ssr, phi softplus (= HMA with an attention that sees the '
                              'resized features)'),
+    'hma-nvidia-order': dict(model=_chosen(fusion='hma', terminal=False), aug=False,
+                             fused_by='hma-nvidia',
+                             doc="hma, fused in NVIDIA's resampling order (nscale_forward)"),
     'ssr-aug': dict(model=_chosen(), aug=True, doc='ssr + random resize 0.5-2'),
     'mean': dict(model=_chosen(fusion='mean'), aug=False,
                  doc='mean of the scales in training and test (no attention), same training'),
@@ -190,6 +193,8 @@ GROUPS = {
                      'ssr-aug', 'mean'],
     'afa-ablation': ['afa', 'afa-r2', 'afa-norm', 'afa-deconv', 'afa-fl2', 'afa-fc32',
                      'afa-conv', 'concat', 'concat-fc32', 'add'],
+    # the same HMA models fused in our order and in NVIDIA's (nscale_forward)
+    'hma-order': ['hma', 'hma-nvidia-order'],
     'heldout': ['plain', 'plain-aug', 'hma', 'softmax', 'ssr', 'ssr-backbone', 'ssr-3scales'],
 }
 
@@ -290,6 +295,47 @@ def _iou(conf: np.ndarray) -> np.ndarray:
     return 100.0 * inter / np.maximum(union, 1)
 
 
+def hma_nvidia_order(model, inputs, scales: Sequence[float]):
+    """HMA fused in the order of NVIDIA's ``MscaleOCR.nscale_forward``.
+
+    From ``model``'s own per-scale logits and attention, scales from the largest to the
+    smallest: each scale's logits and attention
+    (``sigmoid`` of the density) are resized to that scale's input size; the running
+    prediction is shrunk to a scale >= 1.0 and mixed there, a scale < 1.0 is mixed
+    (attention times logits) at its own size and then enlarged; the largest scale's attention
+    is unused. ``SSREncoderDecoder(fusion='hma')`` computes the same recursion with every map
+    resized to the input size first.
+
+    Args:
+        model (SSREncoderDecoder): A model with ``fusion='hma'``'s attention head.
+        inputs (Tensor): Normalised images (N, 3, H, W).
+        scales (Sequence[float]): Test scales, 1.0 among them.
+
+    Returns:
+        Tensor: Fused logits (N, C, H, W).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    def resize(x, size):
+        return F.interpolate(x, size=tuple(size), mode='bilinear', align_corners=False)
+
+    pred = None
+    for s in sorted(scales, reverse=True):
+        x = model._network_input(inputs, s)
+        logits, density = model._decode(x, s)[:2]
+        logits = resize(logits, x.shape[-2:])
+        attn = torch.sigmoid(resize(density, x.shape[-2:]))
+        if pred is None:
+            pred = logits
+        elif s >= 1.0:
+            pred = attn * logits + (1 - attn) * resize(pred, logits.shape[-2:])
+        else:
+            size = pred.shape[-2:]
+            pred = resize(attn * logits, size) + (1 - resize(attn, size)) * pred
+    return resize(pred, inputs.shape[-2:])
+
+
 def _evaluate(model, data, scales: Sequence[float], fusion: str, batch: int = 10,
               scale: Optional[float] = None) -> List[float]:
     """Per-class IoU (%) of ``model`` with ``fusion`` over ``scales`` on a split.
@@ -316,7 +362,12 @@ def _evaluate(model, data, scales: Sequence[float], fusion: str, batch: int = 10
                           for i in chunk]
                 samples = [SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w)))
                            for _ in chunk]
-                if scale is None:
+                if fusion == 'hma-nvidia':
+                    batch_data = model.data_preprocessor(
+                        dict(inputs=inputs, data_samples=samples), False)
+                    logits = hma_nvidia_order(model, batch_data['inputs'], scales)
+                    preds = model.postprocess_result(logits, batch_data['data_samples'])
+                elif scale is None:
                     preds = model.test_step(dict(inputs=inputs, data_samples=samples))
                 else:
                     batch_data = model.data_preprocessor(
@@ -418,6 +469,7 @@ def run_one(row: str, seed: int, iters: int, data_name: str, threads: int,
                            for s in TEST_SCALES if s != 1.0}
     result['mean_tta'] = _evaluate(emodel, data['val'], TEST_SCALES, 'mean')
     if fusion is not None and fusion != 'mean':
+        fusion = spec.get('fused_by', fusion)
         result['fused'] = _evaluate(emodel, data['val'], TEST_SCALES, fusion)
         train_scales = tuple(model.train_scales)
         result['fused_train_scales'] = _evaluate(emodel, data['val'], train_scales, fusion)

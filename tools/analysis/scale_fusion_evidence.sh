@@ -5,7 +5,7 @@
 # synthetic data set a; then the SSR and AFA ablations and the held-out data set b.
 #   bash tools/analysis/scale_fusion_evidence.sh [WORK_DIR] [GROUP...]
 #     WORK_DIR default work_dirs/scale_fusion_benchmark (per-run results are cached there)
-#     GROUP    default: main; also ssr-ablation, afa-ablation, heldout (its rows on data b)
+#     GROUP    default: main; also ssr-ablation, afa-ablation, hma-order, heldout (its rows on data b)
 # Environment: PYTHON (default: the project's environment), JOBS (parallel trainings, 2),
 # SEEDS (default "0 1 2"), ITERS (default 1000), DEVICE (default cpu; e.g. cuda with JOBS=8).
 # The main table takes about 30 minutes on an idle 2-core CPU; each table is written to
