@@ -92,13 +92,10 @@ def afa_multi_fusion(features: Sequence[torch.Tensor], spatial: Sequence[torch.T
             f'length, got {len(features)}, {len(spatial)} and {len(channel)}')
     s_weights = progressive_weights(spatial)
     c_weights = progressive_weights(channel)
-    weight = s_weights[0] * c_weights[0]
-    out = weight * features[0]
-    total = weight
-    for feat, s_k, c_k in zip(features[1:], s_weights[1:], c_weights[1:]):
-        weight = s_k * c_k
+    weights = [s_k * c_k for s_k, c_k in zip(s_weights, c_weights)]
+    out = weights[0] * features[0]
+    for feat, weight in zip(features[1:], weights[1:]):
         out = out + weight * feat
-        total = total + weight
     if normalize:
-        out = out / (total + _EPS)
+        out = out / (sum(weights) + _EPS)
     return out

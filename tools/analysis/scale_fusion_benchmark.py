@@ -36,6 +36,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mmseg_fusion.models.segmentors.ssr_encoder_decoder import RANDOM_PAIRS
+
 TEST_SCALES = (0.5, 0.75, 1.0, 1.5, 2.0)
 DATASETS = {
     # the tuning set: legible textures, objects of 6 px up to 1.25 x the image (the largest
@@ -107,9 +109,8 @@ def _ssr(**kwargs) -> dict:
 # SSREncoderDecoder): a random pair of scales per step, each scale fully supervised, terminal.
 OFFICIAL = dict(fusion='ssr', phi='abs', terminal=False, train_scales=(0.5, 1.0),
                 scale_loss_weight=0.05, density_input='resized', fuse_log_probs=False)
-# one pair per training step, drawn at random: each test scale with 1.0 (the default of
-# SSREncoderDecoder, mmseg_fusion.models.segmentors.ssr_encoder_decoder.RANDOM_PAIRS)
-RANDOM_PAIRS = ((0.5, 1.0), (0.75, 1.0), (1.0, 1.5), (1.0, 2.0))
+# RANDOM_PAIRS: one pair per training step, drawn at random, each test scale with 1.0 (the
+# default train_scales of SSREncoderDecoder)
 CHOSEN = dict(OFFICIAL, scale_loss_weight=1.0, terminal=True, train_scales=RANDOM_PAIRS)
 OPACITY_HALF = math.log(2.0)  # |b| with 1 - exp(-|b|) = 0.5
 
@@ -362,20 +363,19 @@ def _evaluate(model, data, scales: Sequence[float], fusion: str, batch: int = 10
                           for i in chunk]
                 samples = [SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w)))
                            for _ in chunk]
-                if fusion == 'hma-nvidia':
-                    batch_data = model.data_preprocessor(
-                        dict(inputs=inputs, data_samples=samples), False)
-                    logits = hma_nvidia_order(model, batch_data['inputs'], scales)
-                    preds = model.postprocess_result(logits, batch_data['data_samples'])
-                elif scale is None:
+                if scale is None and fusion != 'hma-nvidia':
                     preds = model.test_step(dict(inputs=inputs, data_samples=samples))
                 else:
                     batch_data = model.data_preprocessor(
                         dict(inputs=inputs, data_samples=samples), False)
-                    preds = model.predict_view(
-                        F.interpolate(batch_data['inputs'], scale_factor=scale,
-                                      mode='bilinear', align_corners=False),
-                        batch_data['data_samples'], scale=scale)
+                    x, metas = batch_data['inputs'], batch_data['data_samples']
+                    if scale is None:
+                        preds = model.postprocess_result(hma_nvidia_order(model, x, scales),
+                                                         metas)
+                    else:
+                        preds = model.predict_view(
+                            F.interpolate(x, scale_factor=scale, mode='bilinear',
+                                          align_corners=False), metas, scale=scale)
                 for i, p in zip(chunk, preds):
                     pred = p.pred_sem_seg.data[0].cpu().numpy().astype(np.int64)
                     conf += np.bincount(NUM_CLASSES * labels[i].astype(np.int64).ravel()
