@@ -31,7 +31,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from ..utils.stale_temporaries import atomic_folder
+from ..utils.atomic_io import atomic_folder
 
 __all__ = ['CLASSES', 'PALETTE', 'STYLES', 'SampleStyle', 'generate_sample', 'generate_dataset']
 

@@ -25,7 +25,7 @@ import numpy as np
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from ..utils.stale_temporaries import atomic_folder
+from ..utils.atomic_io import atomic_folder
 from .synthetic_generator import (
     _SPLIT_OFFSET,
     CLASSES,

@@ -11,21 +11,20 @@ the hash of the *input* file. Here:
   config text, the dataset meta, the training progress and the versions of mmseg, mmcv,
   mmengine, torch and mmseg_fusion), so it loads with ``torch.load(path, weights_only=True)``;
 * the file is written to a temporary file in the target folder, hashed, and moved to
-  ``<stem>-<first 8 hex digits of its sha256>.pth`` with :func:`os.replace` (or a hard link,
-  which also refuses an existing target); a failure leaves nothing behind and an existing file
-  is never overwritten unless asked for.
+  ``<stem>-<first 8 hex digits of its sha256>.pth`` by the package's atomic writer
+  (:class:`~mmseg_fusion.utils.atomic_io.AtomicFile`: :func:`os.replace`, or a hard link,
+  which also refuses an existing target; the mode a plain ``open`` would give); a failure
+  leaves nothing behind and an existing file is never overwritten unless asked for.
 """
 import hashlib
-import os
 import os.path as osp
-import tempfile
 from collections import OrderedDict
 from typing import Any, Dict, Mapping, Tuple
 
 import numpy as np
 import torch
 
-from ..utils.stale_temporaries import remove_stale_temporaries, temporary_prefix
+from ..utils.atomic_io import AtomicFile
 from .checkpoint import load_checkpoint_file
 
 __all__ = [
@@ -191,41 +190,10 @@ def atomic_save(obj: Any, path: str, overwrite: bool = False) -> str:
     Raises:
         FileExistsError: If ``path`` exists and ``overwrite`` is False. Nothing is written.
     """
-    folder = osp.dirname(osp.abspath(path))
-    if not overwrite and osp.lexists(path):
-        raise FileExistsError(f'{path} exists; refusing to overwrite it')
-    remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix='.partial', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            # a file object, so the archive's inner name does not depend on the temporary name
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        _move_into_place(tmp, path, overwrite)
-    finally:
-        if osp.lexists(tmp):
-            os.unlink(tmp)
+    with AtomicFile(path, overwrite=overwrite) as out:
+        # a file object, so the archive's inner name does not depend on the temporary name
+        torch.save(obj, out.open())
     return path
-
-
-def _move_into_place(tmp: str, path: str, overwrite: bool) -> None:
-    """Move ``tmp`` to ``path``; without ``overwrite`` an existing ``path`` is an error."""
-    if overwrite:
-        os.replace(tmp, path)
-        return
-    try:
-        # a hard link fails atomically if the target appeared meanwhile
-        os.link(tmp, path)
-    except FileExistsError:
-        raise FileExistsError(f'{path} exists; refusing to overwrite it') from None
-    except OSError:
-        # file systems without hard links: check, then replace
-        if osp.lexists(path):
-            raise FileExistsError(f'{path} exists; refusing to overwrite it') from None
-        os.replace(tmp, path)
-        return
-    os.unlink(tmp)
 
 
 def publish_checkpoint(in_file: str, out_file: str,
@@ -255,18 +223,10 @@ def publish_checkpoint(in_file: str, out_file: str,
         raise FileNotFoundError(f'publish: output folder {folder!r} does not exist')
     hashed_filename(out_file, '0' * 64)  # validates the name before any work
     published = publishable_checkpoint(load_checkpoint_file(in_file, map_location='cpu'))
-    remove_stale_temporaries(out_file)
-    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(out_file), suffix='.partial', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(published, f)
-            f.flush()
-            os.fsync(f.fileno())
-        sha256 = sha256_file(tmp)
-        final = hashed_filename(out_file, sha256)
-        _move_into_place(tmp, final, overwrite)
-    finally:
-        if osp.lexists(tmp):
-            os.unlink(tmp)
+    # the temporary is named after out_file; the final name is that of the bytes' hash
+    with AtomicFile(out_file) as out:
+        torch.save(published, out.open())
+        out.sync()
+        sha256 = sha256_file(out.name)
+        final = out.commit(hashed_filename(out_file, sha256), overwrite=overwrite)
     return final, sha256
-

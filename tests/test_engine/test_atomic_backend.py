@@ -48,3 +48,44 @@ def test_registered_in_a_fresh_process_by_the_import():
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip().endswith('AtomicLocalBackend')
+
+
+@pytest.fixture
+def backend_table():
+    """mmengine's file-backend tables and the package's "said once" memory, restored after."""
+    from mmengine.fileio.backends.registry_utils import backends, prefix_to_backends
+
+    from mmseg_fusion.engine import atomic_backend as module
+    saved = dict(backends), dict(prefix_to_backends), set(module._KEPT_BACKENDS)
+    module._KEPT_BACKENDS.clear()
+    yield module
+    backends.clear()
+    backends.update(saved[0])
+    prefix_to_backends.clear()
+    prefix_to_backends.update(saved[1])
+    module._KEPT_BACKENDS.clear()
+    module._KEPT_BACKENDS.update(saved[2])
+
+
+def test_user_registered_local_backend_is_kept_and_said_once(tmp_path, backend_table,
+                                                              recwarn):
+    from mmengine.fileio import LocalBackend, register_backend
+
+    class UsersBackend(LocalBackend):
+        pass
+
+    # over mmengine's own LocalBackend, ours is registered (again: a no-op)
+    register_backend('local', LocalBackend, force=True, prefixes='')
+    assert backend_table.register_atomic_local_backend() is True
+    assert backend_table.register_atomic_local_backend() is True
+    assert type(get_file_backend(str(tmp_path / 'x.pth'))) is AtomicLocalBackend
+    assert len(recwarn) == 0
+    register_backend('local', UsersBackend, force=True, prefixes='')
+    with pytest.warns(UserWarning, match='UsersBackend; keeping it'):
+        assert backend_table.register_atomic_local_backend() is False
+    recwarn.clear()
+    assert backend_table.register_atomic_local_backend() is False
+    assert len(recwarn) == 0
+    assert type(get_file_backend(str(tmp_path / 'x.pth'))) is UsersBackend
+    assert backend_table.register_atomic_local_backend(force=True) is True
+    assert type(get_file_backend(str(tmp_path / 'x.pth'))) is AtomicLocalBackend
