@@ -92,13 +92,10 @@ model = dict(
         deep_supervision(1, 32),
     ],
     # the official SSR, spelled out (the synthetic configs use the benchmark's recipe)
-    fusion='ssr',
-    phi='abs',
-    terminal=False,
+    fusion=dict(type='SSRScaleFusion', phi='abs', terminal=False),
     train_scales=(0.5, 1.0),
     scale_loss_weight=0.05,
     density_input='resized',
-    fuse_log_probs=False,
     # official scale_space_attn: SpatialAttention(256 -> 256 -> 256 -> 1), |.|, on the OCR
     # features
     scale_attention=dict(act_cfg=act_cfg),

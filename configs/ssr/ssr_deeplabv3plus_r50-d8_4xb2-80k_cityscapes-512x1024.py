@@ -9,12 +9,10 @@ custom_imports = dict(imports=['mmseg_fusion'], allow_failed_imports=False)
 test_scales = (0.5, 1.0, 1.5, 1.75, 2.0)
 model = dict(
     type='SSREncoderDecoder',
-    fusion='ssr',
-    phi='abs',
+    fusion='ssr',  # = dict(type='SSRScaleFusion', phi='abs', terminal=True)
     # the recipe of the synthetic benchmark (configs/ssr/README.md); not verified on Cityscapes
     train_scales=((0.5, 1.0), (0.75, 1.0), (1.0, 1.5)),
     scale_loss_weight=1.0,
-    terminal=True,
     # SpatialAttention(512 -> 512 -> 512 -> 1), |.|, on the DepthwiseSeparableASPPHead features
     scale_attention=dict(mid_channels=None),
     # sliding windows keep the 2.0-scale pass (2048x4096) within one GPU's memory

@@ -6,8 +6,7 @@
 _base_ = '../synthetic/fcn_r18-d8_1xb8-600_synthetic-128x128.py'
 model = dict(
     type='SSREncoderDecoder',
-    fusion='ssr',
-    phi='abs',
+    fusion='ssr',  # = dict(type='SSRScaleFusion', phi='abs', terminal=True)
     # SpatialAttention(in=decode_head.channels, mid=in, 1), activation 'abs' (official)
     scale_attention=dict(mid_channels=None),
     test_cfg=dict(mode='whole', scales=(0.5, 0.75, 1.0, 1.5, 2.0)))

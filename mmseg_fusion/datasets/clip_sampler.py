@@ -25,6 +25,8 @@ from mmengine.dist import get_dist_info, sync_random_seed
 from mmseg.registry import DATA_SAMPLERS
 from torch.utils.data import Sampler
 
+from ..utils.checks import check_int
+
 __all__ = ['ClipSampler']
 
 
@@ -60,8 +62,7 @@ class ClipSampler(Sampler):
                  seed: Optional[int] = None,
                  frame_pattern: str = r'(?P<video>.+)_(?P<frame>\d+)',
                  round_up: bool = True) -> None:
-        if isinstance(clip_length, bool) or not isinstance(clip_length, int) or clip_length < 1:
-            raise ValueError(f'ClipSampler: clip_length must be an int >= 1, got {clip_length!r}')
+        check_int('ClipSampler', 'clip_length', clip_length)
         self.dataset = dataset
         self.clip_length = clip_length
         self.shuffle = shuffle

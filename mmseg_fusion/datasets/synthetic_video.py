@@ -26,6 +26,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from ..utils.atomic_io import atomic_folder
+from ..utils.checks import check_int
 from .synthetic_generator import (
     _SPLIT_OFFSET,
     CLASSES,
@@ -146,9 +147,7 @@ def generate_video_dataset(out_dir: str,
     """
     for name, value, low in (('num_train', num_train, 1), ('num_val', num_val, 1),
                              ('num_frames', num_frames, 1), ('image_size', image_size, 16)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f'generate_video_dataset: {name} must be an int >= {low}, '
-                             f'got {value!r}')
+        check_int('generate_video_dataset', name, value, low=low)
     if not 0 <= degrade_prob <= 1:
         raise ValueError('generate_video_dataset: degrade_prob must be in [0, 1], got '
                          f'{degrade_prob!r}')

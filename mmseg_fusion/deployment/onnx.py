@@ -23,13 +23,13 @@ exported dynamically with it matched. The TorchScript tracer records size arithm
 size-dependent resizes while traced (:func:`mmseg_fusion.utils.is_tracing`), so one graph
 serves every input size; :func:`verify_onnx` checks that at two sizes.
 
-:func:`export_onnx` writes atomically: the graph is exported to a temporary file next to the
-target, checked with ``onnx.checker`` and (optionally) verified against PyTorch in
-onnxruntime, and only then moved into place; on any failure nothing is written.
+:func:`export_onnx` writes atomically (:class:`~mmseg_fusion.utils.atomic_io.AtomicFile`): the
+graph is exported to a temporary file next to the target, checked with ``onnx.checker`` and
+(optionally) verified against PyTorch in onnxruntime, and only then moved into place; on any
+failure nothing is written.
 """
 import os
 import os.path as osp
-import tempfile
 import time
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -39,9 +39,9 @@ import torch.nn as nn
 from mmseg.models.segmentors import EncoderDecoder
 
 from ..models.segmentors import SSREncoderDecoder
-from ..models.segmentors.ssr_encoder_decoder import check_scales
+from ..models.utils.scales import check_scales
+from ..utils.atomic_io import AtomicFile
 from ..utils.quiet_init import init_weights_quietly
-from ..utils.stale_temporaries import remove_stale_temporaries, temporary_prefix
 
 __all__ = [
     'ExportError', 'SegmentorExportWrapper', 'build_export_model', 'export_onnx',
@@ -127,7 +127,7 @@ class SegmentorExportWrapper(nn.Module):
         """
         if self.is_ssr:
             # SSREncoderDecoder.predict's own fusion over the scales (and flips)
-            logits = self.segmentor._multiscale(inputs, self.scales, self.flip, False)[0]
+            logits = self.segmentor.multiscale_logits(inputs, self.scales, self.flip)[0]
         else:
             logits = self._single_scale(inputs)
             if self.flip:
@@ -421,42 +421,39 @@ def export_onnx(model: nn.Module,
         made.append(probe)
         probe = osp.dirname(probe)
     os.makedirs(folder, exist_ok=True)
-    remove_stale_temporaries(out)
-    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(out), suffix='.onnx', dir=folder)
-    os.close(fd)
     try:
-        start = time.perf_counter()
-        log(f'exporting (TorchScript exporter, opset {opset}, traced at {shape[0]}x{shape[1]}, '
-            f'{"dynamic" if dynamic else "static"} shape) ...')
-        try:
-            _export_graph(model, tmp, shape, dynamic, opset)
-            onnx.checker.check_model(tmp)
-        except Exception as err:  # the exporter's own error, passed on with its type
-            raise ExportError(f'export_onnx: torch.onnx.export failed: '
-                              f'{type(err).__name__}: {err}') from err
-        log(f'exported in {time.perf_counter() - start:.1f} s, '
-            f'{osp.getsize(tmp) / 2**20:.1f} MiB')
-        results: List[dict] = []
-        if verify_inputs:
-            results = verify_onnx(tmp, model, verify_inputs, atol, rtol)
-            for r in results:
-                log(f"verify {r['shape'][0]}x{r['shape'][1]}: max |ort - torch| = "
-                    f"{r['max_abs_diff']:.3g} (max |logit| {r['max_abs_logit']:.3g}), "
-                    f"argmax agreement {100 * r['agreement']:.4f} % "
-                    f"({r['label_errors']} labels off without a near-tie) "
-                    f"{'ok' if r['passed'] else 'FAILED'}")
-            failed = [r for r in results if not r['passed']]
-            if failed:
-                raise ExportError(
-                    f'export_onnx: onnxruntime differs from PyTorch on {len(failed)} of '
-                    f'{len(results)} inputs beyond the tolerance (max |diff| <= {atol} + '
-                    f'{rtol} * max |logit|, labels equal but at near-ties); nothing written')
-        os.replace(tmp, out)
+        with AtomicFile(out, overwrite=force, suffix='.onnx') as target:
+            tmp = target.name
+            start = time.perf_counter()
+            log(f'exporting (TorchScript exporter, opset {opset}, traced at '
+                f'{shape[0]}x{shape[1]}, {"dynamic" if dynamic else "static"} shape) ...')
+            try:
+                _export_graph(model, tmp, shape, dynamic, opset)
+                onnx.checker.check_model(tmp)
+            except Exception as err:  # the exporter's own error, passed on with its type
+                raise ExportError(f'export_onnx: torch.onnx.export failed: '
+                                  f'{type(err).__name__}: {err}') from err
+            log(f'exported in {time.perf_counter() - start:.1f} s, '
+                f'{osp.getsize(tmp) / 2**20:.1f} MiB')
+            results: List[dict] = []
+            if verify_inputs:
+                results = verify_onnx(tmp, model, verify_inputs, atol, rtol)
+                for r in results:
+                    log(f"verify {r['shape'][0]}x{r['shape'][1]}: max |ort - torch| = "
+                        f"{r['max_abs_diff']:.3g} (max |logit| {r['max_abs_logit']:.3g}), "
+                        f"argmax agreement {100 * r['agreement']:.4f} % "
+                        f"({r['label_errors']} labels off without a near-tie) "
+                        f"{'ok' if r['passed'] else 'FAILED'}")
+                failed = [r for r in results if not r['passed']]
+                if failed:
+                    raise ExportError(
+                        f'export_onnx: onnxruntime differs from PyTorch on {len(failed)} of '
+                        f'{len(results)} inputs beyond the tolerance (max |diff| <= {atol} + '
+                        f'{rtol} * max |logit|, labels equal but at near-ties); nothing '
+                        'written')
         log(f'wrote {out}')
         return results
     finally:
-        if osp.lexists(tmp):
-            os.unlink(tmp)
         if not osp.isfile(out):
             for path in made:  # folders created for a file that was not written
                 if osp.isdir(path) and not os.listdir(path):

@@ -20,10 +20,11 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 
 from ..functional.afa import afa_bi_fusion, afa_multi_fusion
+from ..utils.checks import check_int, is_int
 
 __all__ = ['BiAFA', 'ChannelAttention', 'MultiAFA', 'SpatialAttention']
 
-_ACTIVATIONS = ('sigmoid', 'abs', 'relu', None)
+_ACTIVATIONS = ('sigmoid', 'abs', None)
 
 
 class SpatialAttention(nn.Module):
@@ -38,8 +39,8 @@ class SpatialAttention(nn.Module):
         out_channels (int): Channels of the map. Defaults to 1.
         mid_channels (int, optional): Channels of the two 3x3 convs; the official code uses
             ``in_channels``. Defaults to None (= ``in_channels``).
-        activation (str, optional): ``'sigmoid'`` (AFA), ``'abs'`` (SSR density),
-            ``'relu'`` or None (logits). Defaults to ``'sigmoid'``.
+        activation (str, optional): ``'sigmoid'`` (AFA), ``'abs'`` (SSR density) or None
+            (logits). Defaults to ``'sigmoid'``.
         kernel_size (int): Kernel of the two inner convs. Defaults to 3.
         conv_cfg (dict, optional): Conv layer config. Defaults to None.
         norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
@@ -66,8 +67,7 @@ class SpatialAttention(nn.Module):
         mid_channels = in_channels if mid_channels is None else mid_channels
         for name, value in (('in_channels', in_channels), ('out_channels', out_channels),
                             ('mid_channels', mid_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f'SpatialAttention: {name} must be an int >= 1, got {value!r}')
+            check_int('SpatialAttention', name, value)
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg, bias=False)
         self.in_channels = in_channels
         self.activation = activation
@@ -98,8 +98,6 @@ class SpatialAttention(nn.Module):
             return logits.sigmoid()
         if self.activation == 'abs':
             return logits.abs()
-        if self.activation == 'relu':
-            return F.relu(logits)
         return logits
 
 
@@ -132,11 +130,9 @@ class ChannelAttention(nn.Module):
                  act_cfg: dict = dict(type='ReLU')) -> None:
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
-        for name, value in (('in_channels', in_channels), ('out_channels', out_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f'ChannelAttention: {name} must be an int >= 1, got {value!r}')
-        if (isinstance(reduction, bool) or not isinstance(reduction, int) or reduction < 1
-                or out_channels // reduction < 1):
+        check_int('ChannelAttention', 'in_channels', in_channels)
+        check_int('ChannelAttention', 'out_channels', out_channels)
+        if not is_int(reduction, 1, out_channels):
             raise ValueError(
                 f'ChannelAttention: reduction must be >= 1 and <= out_channels '
                 f'({out_channels}), got {reduction!r}')
@@ -168,8 +164,6 @@ class _AFAttentions(nn.Module):
         conv_cfg (dict, optional): Conv layer config. Defaults to None.
         norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
         act_cfg (dict): Activation of the inner layers. Defaults to ``dict(type='ReLU')``.
-        normalize (bool): Divide the fused feature by the sum of its weights (a convex
-            combination; not in the paper). Defaults to False.
     """
 
     def __init__(self,
@@ -177,10 +171,8 @@ class _AFAttentions(nn.Module):
                  reduction: int = 16,
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN'),
-                 act_cfg: dict = dict(type='ReLU'),
-                 normalize: bool = False) -> None:
+                 act_cfg: dict = dict(type='ReLU')) -> None:
         super().__init__()
-        self.normalize = bool(normalize)
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.sa = SpatialAttention(channels, 1, activation='sigmoid', **common)
         self.ca = ChannelAttention(channels, channels, reduction=reduction, **common)
@@ -201,8 +193,6 @@ class BiAFA(_AFAttentions):
         conv_cfg (dict, optional): Conv layer config. Defaults to None.
         norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
         act_cfg (dict): Activation of the inner layers. Defaults to ``dict(type='ReLU')``.
-        normalize (bool): Divide by the sum of the weights (a convex combination; not in the
-            paper). Defaults to False.
     """
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -215,7 +205,7 @@ class BiAFA(_AFAttentions):
         Returns:
             Tensor: Fused feature of shape (N, C, H, W).
         """
-        return afa_bi_fusion(x, y, self.sa(x), self.ca(y), self.normalize)
+        return afa_bi_fusion(x, y, self.sa(x), self.ca(y))
 
 
 class MultiAFA(_AFAttentions):
@@ -234,8 +224,6 @@ class MultiAFA(_AFAttentions):
         conv_cfg (dict, optional): Conv layer config. Defaults to None.
         norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
         act_cfg (dict): Activation of the inner layers. Defaults to ``dict(type='ReLU')``.
-        normalize (bool): Divide by the sum of the weights (a convex combination; not in the
-            paper). Defaults to False.
     """
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -250,4 +238,4 @@ class MultiAFA(_AFAttentions):
         if len(features) == 0:
             raise ValueError('MultiAFA: features must contain at least one tensor, got 0')
         return afa_multi_fusion(features, [self.sa(f) for f in features],
-                                [self.ca(f) for f in features], self.normalize)
+                                [self.ca(f) for f in features])

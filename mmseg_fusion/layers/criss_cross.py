@@ -36,6 +36,8 @@ from mmcv.cnn import Scale
 
 from mmseg_fusion.functional.criss_cross import criss_cross_attention
 
+from ..utils.checks import check_int
+
 __all__ = ['CrissCrossAttention']
 
 
@@ -51,9 +53,8 @@ class CrissCrossAttention(nn.Module):
 
     def __init__(self, in_channels: int) -> None:
         super().__init__()
-        if not isinstance(in_channels, int) or in_channels < 8:
-            raise ValueError('CrissCrossAttention: in_channels must be an int >= 8 (query and '
-                             f'key have in_channels // 8 channels), got {in_channels!r}')
+        check_int('CrissCrossAttention', 'in_channels', in_channels, low=8,
+                  why='(query and key have in_channels // 8 channels)')
         self.in_channels = in_channels
         self.query_conv = nn.Conv2d(in_channels, in_channels // 8, 1)
         self.key_conv = nn.Conv2d(in_channels, in_channels // 8, 1)

@@ -23,6 +23,7 @@ import torch.nn as nn
 from mmcv.cnn import ConvModule, build_conv_layer
 
 from ..functional.double_attention import double_attention
+from ..utils.checks import check_int
 
 __all__ = ['DoubleAttention']
 
@@ -57,8 +58,7 @@ class DoubleAttention(nn.Module):
         num_descriptors = default if num_descriptors is None else num_descriptors
         for name, value in (('in_channels', in_channels), ('mid_channels', mid_channels),
                             ('num_descriptors', num_descriptors)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f'DoubleAttention: {name} must be an int >= 1, got {value!r}')
+            check_int('DoubleAttention', name, value)
         self.in_channels = in_channels
         self.mid_channels = mid_channels
         self.num_descriptors = num_descriptors

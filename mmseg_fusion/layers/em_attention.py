@@ -36,6 +36,8 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..utils.checks import check_int
+
 __all__ = ['EMAttention', 'check_em_arguments', 'em_iterations', 'l2_normalize_bases']
 
 _OFFICIAL_EPS = 1e-6
@@ -103,9 +105,8 @@ def check_em_arguments(component: str, num_bases: int, num_stages: int,
         num_stages (int): Must be an int >= 1.
         momentum (float): Must be a real number in [0, 1].
     """
-    for name, value in (('num_bases', num_bases), ('num_stages', num_stages)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f'{component}: {name} must be an int >= 1, got {value!r}')
+    check_int(component, 'num_bases', num_bases)
+    check_int(component, 'num_stages', num_stages)
     if (isinstance(momentum, bool) or not isinstance(momentum, (int, float))
             or not 0 <= momentum <= 1):
         raise ValueError(f'{component}: momentum must be a float in [0, 1] (the weight of the '
@@ -153,8 +154,7 @@ class EMAttention(nn.Module):
                  official: bool = False) -> None:
         super().__init__()
         check_em_arguments('EMAttention', num_bases, num_stages, momentum)
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f'EMAttention: channels must be an int >= 1, got {channels!r}')
+        check_int('EMAttention', 'channels', channels)
         self.channels = channels
         self.num_bases = num_bases
         self.num_stages = num_stages

@@ -27,15 +27,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 
+from ..utils.checks import check_int, is_int
+
 __all__ = ['AFF', 'IAFF', 'MSCAM']
 
 
 def _check_channels(owner: str, channels: int, reduction: int) -> None:
     """Raise a ValueError unless ``channels`` is a positive multiple of ``reduction``."""
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise ValueError(f'{owner}: channels must be an int >= 1, got {channels!r}')
-    if (isinstance(reduction, bool) or not isinstance(reduction, int) or reduction < 1
-            or channels % reduction != 0):
+    check_int(owner, 'channels', channels)
+    if not is_int(reduction, 1) or channels % reduction != 0:
         raise ValueError(f'{owner}: reduction must be a positive divisor of channels '
                          f'({channels}), got {reduction!r}')
 

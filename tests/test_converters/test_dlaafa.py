@@ -246,7 +246,8 @@ def test_convert_and_compare_with_official_forward(iabn, tmp_path, small_backbon
     x = torch.randn(2, CHANS[0], 9, 13)
     with torch.no_grad():
         cls_ref, aux_ref, feats_ref = official_ocr(sd, x, iabn)
-        cls, aux = model.decode_head.forward_with_aux([x])
+        cls, extras = model.decode_head.forward_with_extras([x])
+        aux = extras['aux_ocr']
         torch.testing.assert_close(cls, cls_ref, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(aux, aux_ref, rtol=1e-4, atol=1e-5)
         # SSR's density: |scale_space_attn(ocr_feats)|

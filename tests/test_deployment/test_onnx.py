@@ -86,12 +86,13 @@ FAMILIES = {
                          ocr_channels=8, dropout_ratio=0.05, num_classes=3, norm_cfg=NORM,
                          act_cfg=LEAKY),
         auxiliary_head=[fcn(16, 3, num_convs=0, channels=16)],
-        fusion='ssr', scale_loss_weight=0.05, density_input='resized', terminal=False,
+        fusion=dict(type='SSRScaleFusion', terminal=False), scale_loss_weight=0.05,
+        density_input='resized',
         train_scales=(0.5, 1.0),
         scale_attention=dict(act_cfg=LEAKY),
         test_cfg=dict(mode='whole', scales=(0.5, 1.0))),
     'ssr': ssr(),
-    'ssr-native-logprobs': ssr(density_input='native', fuse_log_probs=True),
+    'ssr-native': ssr(density_input='native'),
     'hma': ssr('hma'),
     'softmax': ssr('softmax'),
     'mean': ssr('mean'),
@@ -178,7 +179,7 @@ def test_scales_override_and_plain_encoder_decoder_flip(tmp_path):
     assert wrapper.scales == (0.75, 1.0)
     x = torch.randn(1, 3, 41, 57)
     with torch.no_grad():
-        fused, _ = model._multiscale(x, (0.75, 1.0), False, False)
+        fused, _ = model.multiscale_logits(x, (0.75, 1.0), flip=False)
         assert torch.equal(wrapper(x)[0], fused)
     plain = build(FAMILIES['rcca'])
     flipped = SegmentorExportWrapper(plain, flip=True)

@@ -20,12 +20,14 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
 from ...layers.double_attention import DoubleAttention
+from ...utils.checks import check_int
+from .extra_outputs import ExtraOutputsMixin
 
 __all__ = ['A2Head']
 
 
 @MODELS.register_module()
-class A2Head(BaseDecodeHead):
+class A2Head(ExtraOutputsMixin, BaseDecodeHead):
     """Double attention head (A²-Nets, no official segmentation head; see the module docstring).
 
     This head uses the double attention block of `A²-Nets <https://arxiv.org/abs/1810.11579>`_:
@@ -54,11 +56,8 @@ class A2Head(BaseDecodeHead):
                  concat_input: bool = True,
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        for name, value in (('mid_channels', mid_channels),
-                            ('num_descriptors', num_descriptors)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                raise ValueError(f'A2Head: {name} must be None or an int >= 1, got {value!r}')
+        check_int('A2Head', 'mid_channels', mid_channels, optional=True)
+        check_int('A2Head', 'num_descriptors', num_descriptors, optional=True)
         self.concat_input = concat_input
         common = dict(conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
         self.conv_in = ConvModule(self.in_channels, self.channels, 3, padding=1, **common)

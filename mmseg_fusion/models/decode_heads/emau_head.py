@@ -24,12 +24,14 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
 from ...layers.em_attention import EMAttention, check_em_arguments
+from ...utils.checks import check_int
+from .extra_outputs import ExtraOutputsMixin
 
 __all__ = ['EMAUHead']
 
 
 @MODELS.register_module()
-class EMAUHead(BaseDecodeHead):
+class EMAUHead(ExtraOutputsMixin, BaseDecodeHead):
     """Expectation-maximisation attention head (EMANet).
 
     This head is the implementation of `EMANet <https://arxiv.org/abs/1907.13426>`_:
@@ -66,9 +68,7 @@ class EMAUHead(BaseDecodeHead):
                  official: bool = False,
                  **kwargs) -> None:
         check_em_arguments('EMAUHead', num_bases, num_stages, momentum)
-        if isinstance(ema_channels, bool) or not isinstance(ema_channels, int) \
-                or ema_channels < 1:
-            raise ValueError(f'EMAUHead: ema_channels must be an int >= 1, got {ema_channels!r}')
+        check_int('EMAUHead', 'ema_channels', ema_channels)
         super().__init__(**kwargs)
         self.ema_channels = ema_channels
         self.num_bases = num_bases

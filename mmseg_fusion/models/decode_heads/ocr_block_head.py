@@ -15,7 +15,9 @@ Structure (``x`` the head input, K classes)::
     logits  = conv_seg(dropout(ocr))           (cls_head, after the block's Dropout2d(0.05))
 
 The soft object regions ``regions`` are supervised with the same loss times
-``aux_loss_weight`` (0.4, as official).
+``aux_loss_weight`` (0.4, as official); they are the extra output ``'aux_ocr'`` of the
+package's protocol for heads whose loss needs more than the logits
+(:mod:`~mmseg_fusion.models.decode_heads.extra_outputs`).
 
 Differences:
 
@@ -36,13 +38,16 @@ from mmcv.cnn import ConvModule
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.decode_heads.ocr_head import ObjectAttentionBlock, SpatialGatherModule
 from mmseg.registry import MODELS
-from mmseg.utils import ConfigType, SampleList
+from mmseg.utils import SampleList
+
+from ...utils.checks import check_int
+from .extra_outputs import ExtraOutputsMixin
 
 __all__ = ['OCRBlockHead']
 
 
 @MODELS.register_module()
-class OCRBlockHead(BaseDecodeHead):
+class OCRBlockHead(ExtraOutputsMixin, BaseDecodeHead):
     """Object-contextual representation head with its own soft-region branch.
 
     Args:
@@ -57,8 +62,7 @@ class OCRBlockHead(BaseDecodeHead):
     def __init__(self, ocr_channels: int, aux_loss_weight: float = 0.4, **kwargs) -> None:
         super().__init__(**kwargs)
         name = type(self).__name__
-        if not isinstance(ocr_channels, int) or ocr_channels < 1:
-            raise ValueError(f'{name}: ocr_channels must be an int >= 1, got {ocr_channels!r}')
+        check_int(name, 'ocr_channels', ocr_channels)
         if not float(aux_loss_weight) >= 0:
             raise ValueError(f'{name}: aux_loss_weight must be >= 0, got {aux_loss_weight!r}')
         if not isinstance(self.in_channels, int):
@@ -76,8 +80,8 @@ class OCRBlockHead(BaseDecodeHead):
         self.object_context_block = ObjectAttentionBlock(self.channels, ocr_channels, 1,
                                                          **common)
 
-    def forward_with_aux(self, inputs: List[torch.Tensor]
-                         ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward_with_extras(self, inputs: List[torch.Tensor]
+                            ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """Class logits and soft object regions.
 
         Args:
@@ -85,7 +89,8 @@ class OCRBlockHead(BaseDecodeHead):
                 (N, in_channels, H, W).
 
         Returns:
-            tuple[Tensor, Tensor]: Logits (N, K, H, W) and region logits (N, K, H, W).
+            tuple[Tensor, dict[str, Tensor]]: Logits (N, K, H, W) and
+            ``{'aux_ocr': region logits}`` (N, K, H, W).
         """
         x = self._transform_inputs(inputs)
         # (N, channels, H, W)
@@ -95,26 +100,26 @@ class OCRBlockHead(BaseDecodeHead):
         # (N, channels, K, 1): one feature vector per class
         context = self.spatial_gather_module(feats, regions)
         ocr = self.object_context_block(feats, context)
-        return self.cls_seg(ocr), regions
+        return self.cls_seg(ocr), {'aux_ocr': regions}
 
     def forward(self, inputs: List[torch.Tensor]) -> torch.Tensor:
         """Class logits.
 
         Args:
-            inputs (list[Tensor]): Multi-level features (see :meth:`forward_with_aux`).
+            inputs (list[Tensor]): Multi-level features (see :meth:`forward_with_extras`).
 
         Returns:
             Tensor: Logits of shape (N, K, H, W).
         """
-        return self.forward_with_aux(inputs)[0]
+        return self.forward_with_extras(inputs)[0]
 
-    def loss_aux_by_feat(self, region_logits: torch.Tensor,
-                         batch_data_samples: SampleList) -> Dict[str, torch.Tensor]:
-        """Loss of the soft object regions, times ``aux_loss_weight``.
+    def loss_by_extras(self, extras: Dict[str, torch.Tensor],
+                       batch_data_samples: SampleList) -> Dict[str, torch.Tensor]:
+        """Loss of the soft object regions ``extras['aux_ocr']``, times ``aux_loss_weight``.
 
         Args:
-            region_logits (Tensor): Region logits (N, K, h, w) (any size; resized to the
-                labels as the main logits are).
+            extras (dict[str, Tensor]): ``{'aux_ocr': region logits}`` (N, K, h, w) (any size;
+                resized to the labels as the main logits are).
             batch_data_samples (list[:obj:`SegDataSample`]): With ``gt_sem_seg``.
 
         Returns:
@@ -124,25 +129,8 @@ class OCRBlockHead(BaseDecodeHead):
         if self.aux_loss_weight == 0:
             return {}
         losses = {}
-        for key, value in self.loss_by_feat(region_logits, batch_data_samples).items():
+        for key, value in self.loss_by_feat(extras['aux_ocr'], batch_data_samples).items():
             if key.startswith('loss'):
                 value = value * self.aux_loss_weight
             losses[f'aux_ocr.{key}'] = value
-        return losses
-
-    def loss(self, inputs: Tuple[torch.Tensor], batch_data_samples: SampleList,
-             train_cfg: ConfigType) -> Dict[str, torch.Tensor]:
-        """Losses of the logits and (weighted) of the soft object regions.
-
-        Args:
-            inputs (tuple[Tensor]): Multi-level features.
-            batch_data_samples (list[:obj:`SegDataSample`]): With ``gt_sem_seg``.
-            train_cfg (dict): The training config (unused, as in ``BaseDecodeHead``).
-
-        Returns:
-            dict[str, Tensor]: ``loss_*``/``acc_seg`` of the logits plus ``aux_ocr.*``.
-        """
-        logits, regions = self.forward_with_aux(inputs)
-        losses = self.loss_by_feat(logits, batch_data_samples)
-        losses.update(self.loss_aux_by_feat(regions, batch_data_samples))
         return losses

@@ -15,6 +15,7 @@ import torch
 from mmseg.registry import MODELS
 
 from ...layers.criss_cross_3d import CrissCrossAttention3d
+from ...utils.checks import check_int
 from .rcca_head import RCCAHead
 
 __all__ = ['RCCA3DHead']
@@ -48,8 +49,7 @@ class RCCA3DHead(RCCAHead):
     """
 
     def __init__(self, clip_length: int = 4, **kwargs) -> None:
-        if isinstance(clip_length, bool) or not isinstance(clip_length, int) or clip_length < 1:
-            raise ValueError(f'RCCA3DHead: clip_length must be an int >= 1, got {clip_length!r}')
+        check_int('RCCA3DHead', 'clip_length', clip_length)
         super().__init__(**kwargs)
         self.clip_length = clip_length
         self.cca = CrissCrossAttention3d(self.channels)

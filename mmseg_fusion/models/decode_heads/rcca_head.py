@@ -19,7 +19,7 @@ InPlace-ABN, i.e. BatchNorm followed by LeakyReLU(0.01) — set
 the converter notes); mmseg's and this head's default is ReLU. The official classifier is the
 same ``Dropout2d(0.1)`` + 1x1 conv (``dropout_ratio=0.1``).
 """
-from typing import List, Tuple, Union
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
@@ -29,15 +29,15 @@ from mmseg.registry import MODELS
 from mmseg.utils import SampleList
 
 from ...layers.criss_cross import CrissCrossAttention
+from ...utils.checks import check_int
 from ..losses.category_consistent_loss import CategoryConsistentLoss
+from .extra_outputs import ExtraOutputsMixin
 
 __all__ = ['RCCAHead']
 
-HeadOutput = Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]
-
 
 @MODELS.register_module()
-class RCCAHead(FCNHead):
+class RCCAHead(ExtraOutputsMixin, FCNHead):
     """Recurrent criss-cross attention head of CCNet.
 
     This head is the implementation of `CCNet <https://arxiv.org/abs/1811.11721>`_:
@@ -47,11 +47,12 @@ class RCCAHead(FCNHead):
     Category-consistent loss (CCNet TPAMI): when ``loss_decode`` contains a
     :class:`~mmseg_fusion.models.losses.CategoryConsistentLoss`, the head adds ``ccl_proj``, a
     1x1 conv from the attention output (``channels``) to ``ccl_channels``, and moves those losses
-    to ``ccl_losses``. In training, ``forward`` then returns ``(logits, embedding)`` and
-    :meth:`loss_by_feat` applies the segmentation losses to the logits and the
-    category-consistent losses to the embedding against the labels resized (nearest) to its
-    size. In eval mode ``forward`` returns the logits only. Without such a loss the state dict
-    is exactly mmseg's ``CCHead``'s.
+    to ``ccl_losses``. ``forward`` always returns the logits; the embedding is the extra output
+    ``'ccl'`` of :meth:`forward_with_extras` (the package's one protocol for what a loss needs
+    besides the logits, :mod:`~mmseg_fusion.models.decode_heads.extra_outputs`), and
+    :meth:`loss_by_extras` applies the category-consistent losses to it against the labels
+    resized (nearest) to its size. Without such a loss the state dict is exactly mmseg's
+    ``CCHead``'s.
 
     Args:
         recurrence (int): Number of criss-cross attention steps R (shared weights); R = 2
@@ -66,13 +67,10 @@ class RCCAHead(FCNHead):
     """
 
     def __init__(self, recurrence: int = 2, ccl_channels: int = 16, **kwargs) -> None:
-        for name, value in (('recurrence', recurrence), ('ccl_channels', ccl_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f'RCCAHead: {name} must be an int >= 1, got {value!r}')
-        channels = kwargs.get('channels')
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 8:
-            raise ValueError('RCCAHead: channels must be an int >= 8 (the criss-cross query and '
-                             f'key have channels // 8 channels), got {channels!r}')
+        check_int('RCCAHead', 'recurrence', recurrence)
+        check_int('RCCAHead', 'ccl_channels', ccl_channels)
+        check_int('RCCAHead', 'channels', kwargs.get('channels'), low=8,
+                  why='(the criss-cross query and key have channels // 8 channels)')
         if kwargs.get('num_convs', 2) != 2:
             raise ValueError(f'RCCAHead: num_convs is fixed to 2 (conv before and after the '
                              f'attention), got {kwargs["num_convs"]!r}')
@@ -93,17 +91,28 @@ class RCCAHead(FCNHead):
         if ccl:
             self.loss_decode = nn.ModuleList(seg)
 
-    def forward(self, inputs: List[torch.Tensor]) -> HeadOutput:
-        """Logits (and, when training with the category-consistent loss, the embedding).
+    def forward(self, inputs: List[torch.Tensor]) -> torch.Tensor:
+        """Segmentation logits.
 
         Args:
             inputs (list[Tensor]): Backbone features; ``inputs[in_index]`` has shape
                 (N, in_channels, H, W).
 
         Returns:
-            Tensor | tuple[Tensor, Tensor]: Logits of shape (N, num_classes, H, W); in
-            training with a category-consistent loss also the embedding of shape
-            (N, ccl_channels, H, W).
+            Tensor: Logits of shape (N, num_classes, H, W).
+        """
+        return self.forward_with_extras(inputs)[0]
+
+    def forward_with_extras(self, inputs: List[torch.Tensor]
+                            ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """Logits and, with a category-consistent loss, its embedding.
+
+        Args:
+            inputs (list[Tensor]): Backbone features (see :meth:`forward`).
+
+        Returns:
+            tuple[Tensor, dict[str, Tensor]]: Logits (N, num_classes, H, W) and
+            ``{'ccl': embedding}`` of shape (N, ccl_channels, H, W) (empty without the loss).
         """
         x = self._transform_inputs(inputs)
         feats = self._attend(self.convs[0](x))
@@ -111,9 +120,9 @@ class RCCAHead(FCNHead):
         if self.concat_input:
             out = self.conv_cat(torch.cat([x, out], dim=1))
         logits = self.cls_seg(out)
-        if self.training and self.ccl_proj is not None:
-            return logits, self.ccl_proj(feats)
-        return logits
+        if self.ccl_proj is None or not self.training:
+            return logits, {}
+        return logits, {'ccl': self.ccl_proj(feats)}
 
     def _attend(self, feats: torch.Tensor) -> torch.Tensor:
         """The recurrent criss-cross attention: ``recurrence`` steps with shared weights.
@@ -128,42 +137,27 @@ class RCCAHead(FCNHead):
             feats = self.cca(feats)
         return feats
 
-    def loss_by_feat(self, seg_logits: HeadOutput, batch_data_samples: SampleList) -> dict:
-        """Segmentation losses on the logits, category-consistent losses on the embedding.
+    def loss_by_extras(self, extras: Dict[str, torch.Tensor],
+                       batch_data_samples: SampleList) -> dict:
+        """Category-consistent losses of the embedding ``extras['ccl']``.
 
         Args:
-            seg_logits (Tensor | tuple[Tensor, Tensor]): Output of :meth:`forward`.
+            extras (dict[str, Tensor]): Of :meth:`forward_with_extras`; the embedding
+                (N, ccl_channels, h, w) at any size (the labels are resized to it).
             batch_data_samples (list[:obj:`SegDataSample`]): Samples with ``gt_sem_seg``.
 
         Returns:
-            dict[str, Tensor]: Loss components (mmseg's, plus e.g. ``loss_ccl``) and
-            ``acc_seg``.
+            dict[str, Tensor]: e.g. ``loss_ccl`` (empty without an embedding).
         """
-        embedding = None
-        if isinstance(seg_logits, (tuple, list)):
-            seg_logits, embedding = seg_logits
-        losses = super().loss_by_feat(seg_logits, batch_data_samples)
+        embedding = extras.get('ccl')
         if embedding is None:
-            return losses
+            return {}
         # (N, 1, H_img, W_img) -> (N, H, W) at the embedding's size
         label = self._stack_batch_gt(batch_data_samples).to(embedding.dtype)
         label = F.interpolate(label, size=embedding.shape[2:], mode='nearest')
         label = label.squeeze(1).long()
+        losses = {}
         for loss in self.ccl_losses:
             value = loss(embedding, label, ignore_index=self.ignore_index)
             losses[loss.loss_name] = losses.get(loss.loss_name, 0) + value
         return losses
-
-    def predict_by_feat(self, seg_logits: HeadOutput, batch_img_metas: List[dict]) -> torch.Tensor:
-        """Resize the logits to the input size (the embedding, if any, is dropped).
-
-        Args:
-            seg_logits (Tensor | tuple[Tensor, Tensor]): Output of :meth:`forward`.
-            batch_img_metas (list[dict]): Image meta information.
-
-        Returns:
-            Tensor: Logits of shape (N, num_classes, H_img, W_img).
-        """
-        if isinstance(seg_logits, (tuple, list)):
-            seg_logits = seg_logits[0]
-        return super().predict_by_feat(seg_logits, batch_img_metas)

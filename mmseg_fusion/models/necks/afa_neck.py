@@ -27,9 +27,12 @@ Differences from the official code:
   (dilated ResNets included). The final fusion resizes bilinearly, as the official code does.
   While traced (ONNX export) these resizes are always recorded, so the graph serves every
   input size (at equal sizes a bilinear resize is the identity).
-- The ``'concat'`` and ``'add'`` node types make the paper's ablation run through the same
-  code: ``'concat'`` is the IDA-Up node of DLA-Up (3x3 conv-norm-act on ``[x, F_i]``), and
-  the final fusion a 3x3 conv-norm-act on the concatenated levels; ``'add'`` sums.
+- The fusion is a registered module chosen by ``fusion`` (:mod:`mmseg_fusion.models.fusions`):
+  ``'afa'`` (the default) is the official node and final fusion; ``'concat'`` (DLA-Up's IDA-Up
+  node, 3x3 conv-norm-act on ``[x, F_i]``, and a 3x3 conv on the concatenated levels) and
+  ``'add'`` run the paper's ablation through the same code; any other pair fusion
+  (``'iaff'``, ``'aff'``, ``dict(type=...)`` of a user's own) works in the nodes and is folded
+  over the levels for the final fusion unless ``final_fusion`` names one.
 - Norm and activation are ``norm_cfg``/``act_cfg`` (the official ``bn_relu`` is BN + ReLU or
   InPlace-ABN with leaky ReLU 0.01, depending on the checkpoint).
 """
@@ -43,17 +46,19 @@ from mmengine.model import BaseModule
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 
-from ...layers import BiAFA, MultiAFA
+from ...utils.checks import check_int, is_int
 from ...utils.tracing import is_tracing
+from ..fusions.builder import (
+    PAIR_FUSIONS,
+    build_fusion,
+    build_level_fusion,
+    fusion_cfg,
+    takes_argument,
+)
 
 __all__ = ['AFANeck']
 
-_FUSIONS = ('afa', 'concat', 'add')
 _UPSAMPLES = ('bilinear', 'deconv')
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def bilinear_deconv(channels: int, factor: int = 2) -> nn.ConvTranspose2d:
@@ -94,45 +99,33 @@ class _IDAUpNode(nn.Module):
         in_channels (Sequence[int]): Channels of the K >= 2 inputs; input 0 is the shallowest
             and sets the output size.
         channels (int): Output channels C.
-        fusion (str): ``'afa'``, ``'concat'`` or ``'add'``.
-        reduction (int): Channel-attention reduction of the AFA nodes.
-        normalize (bool): Convex AFA weights (see :class:`AFANeck`).
-        node_conv (bool): A 3x3 conv-norm-act after each AFA fusion (see :class:`AFANeck`).
+        fusion (dict): The pair fusion's config (one module ``node_{i}`` per deeper input).
         upsample (str): ``'bilinear'`` or ``'deconv'`` (see the module docstring).
         align_corners (bool): ``align_corners`` of the bilinear resizing.
-        conv_cfg (dict, optional): Conv layer config.
-        norm_cfg (dict): Norm layer config.
-        act_cfg (dict): Activation config.
+        offered (dict): Arguments offered to the fusion (see
+            :func:`~mmseg_fusion.models.fusions.build_fusion`).
+        conv_cfg (dict, optional): Conv layer config of the projections.
+        norm_cfg (dict): Norm layer config of the projections.
+        act_cfg (dict): Activation config of the projections.
     """
 
-    def __init__(self, in_channels: Sequence[int], channels: int, fusion: str,
-                 reduction: int, normalize: bool, node_conv: bool, upsample: str,
-                 align_corners: bool, conv_cfg: Optional[dict], norm_cfg: dict,
-                 act_cfg: dict) -> None:
+    def __init__(self, in_channels: Sequence[int], channels: int, fusion: dict,
+                 upsample: str, align_corners: bool, offered: dict, conv_cfg: Optional[dict],
+                 norm_cfg: dict, act_cfg: dict) -> None:
         super().__init__()
-        common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
-        self.fusion = fusion
         self.upsample = upsample
         self.align_corners = align_corners
         for i, ch in enumerate(in_channels):
-            proj = (nn.Identity() if ch == channels
-                    else ConvModule(ch, channels, 1, bias=False, **common))
+            proj = (nn.Identity() if ch == channels else ConvModule(
+                ch, channels, 1, bias=False, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+                act_cfg=act_cfg))
             setattr(self, f'proj_{i}', proj)
             if i > 0 and upsample == 'deconv':
                 setattr(self, f'up_{i}', bilinear_deconv(channels))
-        for i in range(1, len(in_channels)):
-            if fusion == 'afa':
-                node = BiAFA(channels, reduction, normalize=normalize, **common)
-                if node_conv:
-                    setattr(self, f'conv_{i}',
-                            ConvModule(channels, channels, 3, padding=1, bias=False, **common))
-            elif fusion == 'concat':
-                node = ConvModule(2 * channels, channels, 3, padding=1, bias=False, **common)
-            else:
-                node = nn.Identity()
-            setattr(self, f'node_{i}', node)
+            if i > 0:
+                setattr(self, f'node_{i}',
+                        build_fusion(fusion, 'AFANeck', channels=channels, **offered))
         self.num_inputs = len(in_channels)
-        self.node_conv = fusion == 'afa' and node_conv
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> List[torch.Tensor]:
         """Aggregate.
@@ -158,15 +151,7 @@ class _IDAUpNode(nn.Module):
             if deep.shape[2:] != size or is_tracing():
                 deep = resize(deep, size=size, mode='bilinear',
                               align_corners=self.align_corners)
-            node = getattr(self, f'node_{i}')
-            if self.fusion == 'afa':
-                x = node(x, deep)
-                if self.node_conv:
-                    x = getattr(self, f'conv_{i}')(x)
-            elif self.fusion == 'concat':
-                x = node(torch.cat([x, deep], dim=1))
-            else:
-                x = x + deep
+            x = getattr(self, f'node_{i}')(x, deep)
             outs.append(x)
         return outs
 
@@ -185,21 +170,24 @@ class AFANeck(BaseModule):
     Args:
         in_channels (Sequence[int]): Channels of each input level, shallowest first; at least
             two levels.
-        fusion (str): Aggregation node and final fusion: ``'afa'`` (the paper), ``'concat'``
-            (DLA-Up's IDA node, the paper's baseline) or ``'add'``. Defaults to ``'afa'``.
+        fusion (str | dict): The pair fusion of the aggregation nodes
+            (:mod:`mmseg_fusion.models.fusions`): a config dict, e.g.
+            ``dict(type='IAFFFusion', reduction=4)``, or a shorthand: ``'afa'`` (the paper),
+            ``'concat'`` (DLA-Up's IDA node, the paper's baseline), ``'add'``, ``'aff'``,
+            ``'iaff'``. Built once per node input with ``channels`` and the offered
+            ``reduction``, ``conv_cfg``, ``norm_cfg``, ``act_cfg`` (those its constructor
+            takes). Defaults to ``'afa'``.
+        final_fusion (str | dict, optional): The level fusion of the ``fused_levels`` maps.
+            Defaults to None: the fusion's own (``MultiAFAFusion`` for AFA, ``ConcatFusion``
+            / ``AddFusion`` of all levels), any other pair fusion folded over the levels
+            (:class:`~mmseg_fusion.models.fusions.FoldFusion`).
         fused_levels (int): Number of the shallowest aggregated levels fused into ``outs[0]``;
             in [1, L - 1]. The official DLA model fuses 3. Defaults to 3.
         fused_channels (int, optional): Channels of the fused map. Defaults to None
             (= ``in_channels[0]``, as the official ``high_level_ch``).
-        reduction (int): Reduction ratio of every channel attention; ``in_channels`` and
-            ``fused_channels`` must be >= it. Defaults to 16.
-        normalize (bool): Divide every AFA fusion by the sum of its weights, so it is a
-            convex combination of its inputs (the official weights, e.g. ``s (1 - c)`` and
-            ``(1 - s) c``, sum to less than 1). Not in the paper. Defaults to False.
-        node_conv (bool): Follow each AFA fusion (the nodes' and the final one) by a 3x3
-            conv-norm-act, as the ``'concat'`` nodes have; the official AFA nodes have none,
-            so their outputs are gated sums of the inputs. Not in the paper (an ablation of
-            ``configs/afa/README.md``). Defaults to False.
+        reduction (int): Reduction ratio offered to the fusions' channel attentions;
+            ``in_channels`` and ``fused_channels`` must be >= it when the fusion takes it.
+            Defaults to 16.
         upsample (str): Upsampling in the nodes: ``'bilinear'`` (interpolation, any backbone)
             or ``'deconv'`` (the official trainable depthwise transposed convs, initialised to
             bilinear kernels; levels at successive strides of 2). Defaults to ``'bilinear'``.
@@ -213,12 +201,11 @@ class AFANeck(BaseModule):
 
     def __init__(self,
                  in_channels: Sequence[int],
-                 fusion: str = 'afa',
+                 fusion: Union[str, dict] = 'afa',
+                 final_fusion: Union[str, dict, None] = None,
                  fused_levels: int = 3,
                  fused_channels: Optional[int] = None,
                  reduction: int = 16,
-                 normalize: bool = False,
-                 node_conv: bool = False,
                  upsample: str = 'bilinear',
                  align_corners: bool = False,
                  conv_cfg: Optional[dict] = None,
@@ -230,63 +217,47 @@ class AFANeck(BaseModule):
         super().__init__(init_cfg)
         name = type(self).__name__
         if (not isinstance(in_channels, (list, tuple)) or len(in_channels) < 2
-                or not all(_positive_int(c) for c in in_channels)):
+                or not all(is_int(c, 1) for c in in_channels)):
             raise ValueError(f'{name}: in_channels must be a list of at least 2 positive ints '
                              f'(one per backbone level), got {in_channels!r}')
-        if fusion not in _FUSIONS:
-            raise ValueError(f'{name}: fusion must be one of {_FUSIONS}, got {fusion!r}')
+        fusion = fusion_cfg(fusion, PAIR_FUSIONS, name)
         if upsample not in _UPSAMPLES:
             raise ValueError(f'{name}: upsample must be one of {_UPSAMPLES}, '
                              f'got {upsample!r}')
         num_levels = len(in_channels)
-        if not isinstance(fused_levels, int) or not 1 <= fused_levels <= num_levels - 1:
-            raise ValueError(f'{name}: fused_levels must be an int in [1, {num_levels - 1}] '
-                             f'for {num_levels} in_channels, got {fused_levels!r}')
+        check_int(name, 'fused_levels', fused_levels, 1, num_levels - 1,
+                  why=f'for {num_levels} in_channels')
         fused_channels = in_channels[0] if fused_channels is None else fused_channels
-        if not _positive_int(fused_channels):
-            raise ValueError(f'{name}: fused_channels must be None or an int >= 1, '
-                             f'got {fused_channels!r}')
-        if fusion == 'afa':
+        check_int(name, 'fused_channels', fused_channels, optional=True)
+        if takes_argument(fusion, 'reduction', name):
             for arg, value in (('in_channels', min(in_channels)),
                                ('fused_channels', fused_channels)):
-                if not _positive_int(reduction) or value // reduction < 1:
+                if not is_int(reduction, 1, value):
                     raise ValueError(
                         f'{name}: reduction must be in [1, {value}] (the smallest of '
                         f'{arg}), got {reduction!r}')
         self.in_channels = list(in_channels)
-        self.fusion = fusion
         self.fused_levels = fused_levels
         self.fused_channels = fused_channels
         self.align_corners = align_corners
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        offered = dict(reduction=reduction, **common)
 
         # node j aggregates level j with the deeper features; built deepest first, as in
         # the official code (afa_ida_0 is the deepest node)
         self.ida_nodes = nn.ModuleList()
         for j in range(num_levels - 2, -1, -1):
-            deeper = in_channels[j + 1]
-            node_in = [in_channels[j]] + [deeper] * (num_levels - 1 - j)
-            self.ida_nodes.append(_IDAUpNode(node_in, in_channels[j], fusion, reduction,
-                                             normalize, node_conv, upsample, align_corners,
-                                             **common))
+            node_in = [in_channels[j]] + [in_channels[j + 1]] * (num_levels - 1 - j)
+            self.ida_nodes.append(_IDAUpNode(node_in, in_channels[j], fusion, upsample,
+                                             align_corners, offered, **common))
         # final fusion of the outputs of nodes fused_levels-1, ..., 0 (deepest first)
         self.fuse_projs = nn.ModuleList([
             nn.Identity() if in_channels[j] == fused_channels
             else ConvModule(in_channels[j], fused_channels, 1, bias=False, **common)
             for j in range(fused_levels - 1, -1, -1)
         ])
-        if fusion == 'afa':
-            self.final_fusion = MultiAFA(fused_channels, reduction, normalize=normalize,
-                                         **common)
-            if node_conv:
-                self.final_conv = ConvModule(fused_channels, fused_channels, 3, padding=1,
-                                             bias=False, **common)
-        elif fusion == 'concat':
-            self.final_fusion = ConvModule(fused_levels * fused_channels, fused_channels, 3,
-                                           padding=1, bias=False, **common)
-        else:
-            self.final_fusion = nn.Identity()
-        self.node_conv = fusion == 'afa' and node_conv
+        self.final_fusion = build_level_fusion(final_fusion, fusion, fused_levels, name,
+                                               channels=fused_channels, **offered)
 
     def init_weights(self) -> None:
         """Apply ``init_cfg``, then reset the ``'deconv'`` upsamplers to bilinear kernels."""
@@ -327,12 +298,4 @@ class AFANeck(BaseModule):
                 feat = resize(feat, size=size, mode='bilinear',
                               align_corners=self.align_corners)
             fused_in.append(feat)
-        if self.fusion == 'afa':
-            fused = self.final_fusion(fused_in)
-            if self.node_conv:
-                fused = self.final_conv(fused)
-        elif self.fusion == 'concat':
-            fused = self.final_fusion(torch.cat(fused_in, dim=1))
-        else:
-            fused = torch.stack(fused_in).sum(0)
-        return (fused, *level_outs)
+        return (self.final_fusion(fused_in), *level_outs)

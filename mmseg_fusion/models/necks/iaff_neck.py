@@ -8,10 +8,10 @@ levels), so that ``fusion='add'`` is a drop-in replacement: the same checkpoints
 ``strict=True`` and give the same outputs.
 
 Differences: the official repository fuses inside ResNet blocks (classification) and ships no
-segmentation neck; here the fusion modules of :mod:`mmseg_fusion.layers.ms_cam` replace the
-``+`` of FPN's top-down path: ``lateral_{i-1} = fuse(lateral_{i-1}, up(lateral_i))`` with X =
-the lateral (low-level) feature and Y = the upsampled top-down (high-level) feature, as the
-paper assigns X and Y.
+segmentation neck; here a registered pair fusion (:mod:`mmseg_fusion.models.fusions`; iAFF by
+default) replaces the ``+`` of FPN's top-down path: ``lateral_{i-1} = fuse(lateral_{i-1},
+up(lateral_i))`` with X = the lateral (low-level) feature and Y = the upsampled top-down
+(high-level) feature, as the paper assigns X and Y.
 """
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -23,16 +23,12 @@ from mmengine.model import BaseModule
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 
-from ...layers import AFF, IAFF
+from ...utils.checks import check_int, is_int
+from ..fusions.builder import PAIR_FUSIONS, build_fusion, fusion_cfg, takes_argument
 
 __all__ = ['IAFFNeck']
 
-_FUSIONS = ('iaff', 'aff', 'add')
 _EXTRA_SOURCES = ('on_input', 'on_lateral', 'on_output')
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 @MODELS.register_module()
@@ -47,15 +43,20 @@ class IAFFNeck(BaseModule):
         in_channels (Sequence[int]): Channels of each input level.
         out_channels (int): Channels of every output (and of the fusions).
         num_outs (int): Number of outputs.
-        fusion (str): Top-down merge: ``'iaff'``, ``'aff'`` or ``'add'`` (exactly mmseg's
-            ``FPN``). Defaults to ``'iaff'``.
-        reduction (int): Channel reduction r of the MS-CAMs; must divide ``out_channels``.
-            Defaults to 4.
-        aff_scale (float): Factor of :class:`~mmseg_fusion.layers.AFF` (2.0 in the official
-            code, 1.0 in the paper's formula). Defaults to 2.0.
-        fusion_norm_cfg (dict): Norm of the MS-CAMs (the paper's BN; FPN itself has no norm by
-            default). Defaults to ``dict(type='BN')``.
-        fusion_act_cfg (dict): Hidden activation of the MS-CAMs. Defaults to
+        fusion (str | dict): The top-down merge, a pair fusion
+            (:mod:`mmseg_fusion.models.fusions`): a config dict, e.g.
+            ``dict(type='AFAFusion', reduction=4)``, or a shorthand: ``'iaff'``, ``'aff'``,
+            ``'add'`` (exactly mmseg's ``FPN``), ``'afa'``, ``'concat'``. Built once per merge
+            with ``channels=out_channels`` and the offered ``reduction``, ``scale`` (=
+            ``aff_scale``), ``conv_cfg``, ``norm_cfg`` (= ``fusion_norm_cfg``) and ``act_cfg``
+            (= ``fusion_act_cfg``), those its constructor takes. Defaults to ``'iaff'``.
+        reduction (int): Channel reduction r offered to the fusion (MS-CAM's r); must divide
+            ``out_channels`` when the fusion takes it. Defaults to 4.
+        aff_scale (float): Offered as ``scale`` (the factor of AFF: 2.0 in the official code,
+            1.0 in the paper's formula). Defaults to 2.0.
+        fusion_norm_cfg (dict): Norm offered to the fusion (the paper's BN; FPN itself has no
+            norm by default). Defaults to ``dict(type='BN')``.
+        fusion_act_cfg (dict): Hidden activation offered to the fusion. Defaults to
             ``dict(type='ReLU')``.
         start_level (int): First input level used. Defaults to 0.
         end_level (int): Last input level used (exclusive); -1 means all. Defaults to -1.
@@ -80,7 +81,7 @@ class IAFFNeck(BaseModule):
                  in_channels: Sequence[int],
                  out_channels: int,
                  num_outs: int,
-                 fusion: str = 'iaff',
+                 fusion: Union[str, dict] = 'iaff',
                  reduction: int = 4,
                  aff_scale: float = 2.0,
                  fusion_norm_cfg: dict = dict(type='BN'),
@@ -100,15 +101,14 @@ class IAFFNeck(BaseModule):
         super().__init__(init_cfg)
         name = type(self).__name__
         if (not isinstance(in_channels, (list, tuple)) or len(in_channels) == 0
-                or not all(_positive_int(c) for c in in_channels)):
+                or not all(is_int(c, 1) for c in in_channels)):
             raise ValueError(f'{name}: in_channels must be a non-empty list of positive ints '
                              f'(one per input level), got {in_channels!r}')
-        for arg, value in (('out_channels', out_channels), ('num_outs', num_outs)):
-            if not _positive_int(value):
-                raise ValueError(f'{name}: {arg} must be an int >= 1, got {value!r}')
-        if fusion not in _FUSIONS:
-            raise ValueError(f'{name}: fusion must be one of {_FUSIONS}, got {fusion!r}')
-        if fusion != 'add' and (not _positive_int(reduction) or out_channels % reduction != 0):
+        check_int(name, 'out_channels', out_channels)
+        check_int(name, 'num_outs', num_outs)
+        fusion = fusion_cfg(fusion, PAIR_FUSIONS, name)
+        if takes_argument(fusion, 'reduction', name) and (
+                not is_int(reduction, 1) or out_channels % reduction != 0):
             raise ValueError(f'{name}: reduction must be a positive divisor of out_channels '
                              f'({out_channels}), got {reduction!r}')
         num_ins = len(in_channels)
@@ -138,7 +138,6 @@ class IAFFNeck(BaseModule):
         self.out_channels = out_channels
         self.num_ins = num_ins
         self.num_outs = num_outs
-        self.fusion = fusion
         self.start_level = start_level
         self.end_level = end_level
         self.backbone_end_level = end
@@ -162,22 +161,13 @@ class IAFFNeck(BaseModule):
                        else out_channels)
                 self.fpn_convs.append(ConvModule(src, out_channels, 3, stride=2, padding=1,
                                                  norm_cfg=norm_cfg, **conv))
-        # one fusion per top-down merge (none with 'add', so FPN checkpoints load strictly)
-        self.fusions = nn.ModuleList()
-        fusion_common = dict(conv_cfg=conv_cfg, norm_cfg=fusion_norm_cfg,
-                             act_cfg=fusion_act_cfg)
-        for _ in range(end - start_level - 1):
-            if fusion == 'iaff':
-                self.fusions.append(IAFF(out_channels, reduction, **fusion_common))
-            elif fusion == 'aff':
-                self.fusions.append(AFF(out_channels, reduction, scale=aff_scale,
-                                        **fusion_common))
-
-    def _merge(self, index: int, lateral: torch.Tensor, top_down: torch.Tensor) -> torch.Tensor:
-        """Merge level ``index`` (lateral, X) with the upsampled level above (Y)."""
-        if self.fusion == 'add':
-            return lateral + top_down
-        return self.fusions[index](lateral, top_down)
+        # one fusion per top-down merge ('add' has no parameters: FPN checkpoints load
+        # strictly)
+        self.fusions = nn.ModuleList([
+            build_fusion(fusion, name, channels=out_channels, reduction=reduction,
+                         scale=aff_scale, conv_cfg=conv_cfg, norm_cfg=fusion_norm_cfg,
+                         act_cfg=fusion_act_cfg) for _ in range(end - start_level - 1)
+        ])
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
         """Build the pyramid.
@@ -203,7 +193,8 @@ class IAFFNeck(BaseModule):
             else:
                 top_down = resize(laterals[i], size=laterals[i - 1].shape[2:],
                                   **self.upsample_cfg)
-            laterals[i - 1] = self._merge(i - 1, laterals[i - 1], top_down)
+            # X = the lateral (low-level) feature, Y = the top-down (high-level) one
+            laterals[i - 1] = self.fusions[i - 1](laterals[i - 1], top_down)
         outs = [self.fpn_convs[i](laterals[i]) for i in range(used)]
         if self.num_outs > used:
             if not self.add_extra_convs:

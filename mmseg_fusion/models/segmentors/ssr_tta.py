@@ -29,7 +29,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import SampleList
 
-from mmseg_fusion.functional import scale_fusion as sf
+from ..fusions import SCALE_FUSIONS, BaseScaleFusion, build_fusion, fusion_cfg
 
 __all__ = ['SSRTTAModel']
 
@@ -60,8 +60,8 @@ def view_key(meta: dict) -> ViewKey:
 class _StreamingMerge:
     """Running merge of the views of one batch (one state per image)."""
 
-    def __init__(self, fusion: Optional[str], phi: str, terminal: bool) -> None:
-        self.fusion, self.phi, self.terminal = fusion, phi, terminal
+    def __init__(self, fusion: Optional[BaseScaleFusion]) -> None:
+        self.fusion = fusion
         self.images: List[Dict] = []
 
     def add(self, samples: SampleList, key: ViewKey, last_in_group: bool) -> None:
@@ -85,12 +85,12 @@ class _StreamingMerge:
                 img['count'] += 1
                 continue
             if img['state'] is None or img['group'] != key[0]:
-                img['state'] = sf.init_fusion(self.fusion, self.phi, self.terminal)
+                img['state'] = self.fusion.init()
                 img['group'] = key[0]
             # (1, C, H, W) and (1, 1, H, W)
-            sf.update_fusion(img['state'], logits[None], density[None], last=last_in_group)
+            self.fusion.update(img['state'], logits[None], density[None], last=last_in_group)
             if last_in_group:
-                fused = sf.finish_fusion(img['state'])[0]
+                fused = self.fusion.finish(img['state'])[0]
                 img['total'] = fused if img['total'] is None else img['total'].add_(fused)
                 img['count'] += 1
                 img['state'] = None
@@ -121,24 +121,40 @@ class SSRTTAModel(BaseTTAModel):
             :class:`SSREncoderDecoder`) each view is predicted at its own scale with a density;
             otherwise ``module.test_step`` runs and the softmax of the views is averaged.
         data_preprocessor (dict | nn.Module, optional): See ``BaseTTAModel``. Defaults to None.
-        fusion (str, optional): Fusion of the views of one flip group, one of
-            ``'ssr'``, ``'hma'``, ``'softmax'``. Defaults to None (the module's ``fusion`` when
-            it is one of those, else softmax averaging).
+        fusion (str | dict, optional): Scale fusion of the views of one flip group, one that
+            uses densities: ``'ssr'``, ``'hma'``, ``'softmax'`` or a config dict (e.g.
+            ``dict(type='SSRScaleFusion', terminal=False)``). Defaults to None: the module's
+            own ``fusion`` object (the one its ``predict`` fuses with) when it uses densities,
+            else softmax averaging.
     """
 
     def __init__(self, module: Union[dict, nn.Module],
                  data_preprocessor: Union[dict, nn.Module, None] = None,
-                 fusion: Optional[str] = None) -> None:
+                 fusion: Union[str, dict, None] = None) -> None:
         super().__init__(module, data_preprocessor)
         if fusion is None:
             fusion = getattr(self.module, 'fusion', None)
-            fusion = fusion if fusion in sf.DENSITY_METHODS else None
-        elif fusion not in sf.DENSITY_METHODS:
-            raise ValueError(f'SSRTTAModel: fusion must be one of {sf.DENSITY_METHODS} or None, '
-                             f'got {fusion!r}')
-        self.fusion = fusion
-        self.phi = getattr(self.module, 'phi', 'abs')
-        self.terminal = bool(getattr(self.module, 'terminal', False))
+            if not isinstance(fusion, BaseScaleFusion) or not fusion.needs_density:
+                fusion = None
+        else:
+            fusion = self._density_fusion(fusion)
+        # not a submodule: the module's fusion stays the module's (no parameters either way)
+        self.__dict__['fusion'] = fusion
+
+    @staticmethod
+    def _density_fusion(fusion: Union[str, dict]) -> BaseScaleFusion:
+        """Build ``fusion`` (a shorthand or a config dict); it must use densities."""
+        allowed = tuple(k for k, v in SCALE_FUSIONS.items() if MODELS.get(v).needs_density)
+        error = ValueError(f'SSRTTAModel: fusion must be one of {allowed} or None, got '
+                           f'{fusion!r} (or a dict(type=...) of a scale fusion that uses '
+                           'densities)')
+        if isinstance(fusion, str) and fusion not in allowed:
+            raise error
+        built = build_fusion(fusion_cfg(fusion, SCALE_FUSIONS, 'SSRTTAModel'), 'SSRTTAModel',
+                             base=BaseScaleFusion)
+        if not built.needs_density:
+            raise error
+        return built
 
     def _predict_view(self, data: dict, scale: float = 1.0) -> SampleList:
         if hasattr(self.module, 'predict_view'):
@@ -151,7 +167,7 @@ class SSRTTAModel(BaseTTAModel):
         return float(getattr(head, 'threshold', None) or 0.5)
 
     def _merge(self, views: Iterable[Tuple[SampleList, ViewKey, bool]]) -> SampleList:
-        merge = _StreamingMerge(self.fusion, self.phi, self.terminal)
+        merge = _StreamingMerge(self.fusion)
         for samples, key, last in views:
             merge.add(samples, key, last)
             del samples  # the view is merged: free it before the next one is predicted

@@ -14,9 +14,25 @@ from typing import Optional, Sequence, Tuple, Union
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmseg_fusion.utils.checks import is_int
 from mmseg_fusion.utils.tracing import is_tracing, scaled_size
 
-__all__ = ['multiple_size', 'resize_to_multiple']
+__all__ = ['check_size_divisor', 'multiple_size', 'resize_to_multiple']
+
+
+def check_size_divisor(divisor: object, owner: str, name: str, optional: bool = True) -> None:
+    """Raise a ValueError unless ``divisor`` is a positive int (or None, if ``optional``).
+
+    Args:
+        divisor (object): The value of ``size_divisor_resize``.
+        owner (str): The component, for the message.
+        name (str): The argument, for the message (``'test_cfg.size_divisor_resize'``).
+        optional (bool): Accept None. Defaults to True.
+    """
+    if (divisor is None and optional) or is_int(divisor, 1):
+        return
+    expected = 'a positive int or None' if optional else 'a positive int'
+    raise ValueError(f'{owner}: {name} must be {expected}, got {divisor!r}')
 
 
 def multiple_size(size: Sequence[Union[int, Tensor]],
@@ -33,9 +49,7 @@ def multiple_size(size: Sequence[Union[int, Tensor]],
     Returns:
         tuple[int, int]: ``(ceil(H / divisor) * divisor, ceil(W / divisor) * divisor)``.
     """
-    if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
-        raise ValueError(f'size_divisor_resize: the divisor must be a positive int, '
-                         f'got {divisor!r}')
+    check_size_divisor(divisor, 'size_divisor_resize', 'the divisor', optional=False)
     return tuple((s + divisor - 1) // divisor * divisor for s in size)
 
 

@@ -47,7 +47,8 @@ def test_same_as_mmseg_ocr_head_given_the_regions():
     assert not missing and not unexpected
     x = torch.randn(2, 12, 11, 17)
     with torch.no_grad():
-        logits, regions = ours.forward_with_aux([x])
+        logits, extras = ours.forward_with_extras([x])
+        regions = extras['aux_ocr']
         expected = ref([x], regions)
     assert logits.shape == regions.shape == (2, 5, 11, 17)
     torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-6)
@@ -67,14 +68,14 @@ def test_loss_includes_weighted_region_loss():
     assert set(losses) == {'loss_ce', 'acc_seg', 'aux_ocr.loss_ce', 'aux_ocr.acc_seg'}
     head.eval()  # no dropout: both passes give the same regions
     with torch.no_grad():
-        _, regions = head.forward_with_aux([x])
-        plain = head.loss_by_feat(regions, data)['loss_ce']
-        weighted = head.loss_aux_by_feat(regions, data)['aux_ocr.loss_ce']
+        _, extras = head.forward_with_extras([x])
+        plain = head.loss_by_feat(extras['aux_ocr'], data)['loss_ce']
+        weighted = head.loss_by_extras(extras, data)['aux_ocr.loss_ce']
     torch.testing.assert_close(weighted, 0.4 * plain)
     sum(v for k, v in losses.items() if 'loss' in k).backward()
     for name, p in head.named_parameters():
         assert p.grad is not None, name
-    assert OCRBlockHead(**HEAD, aux_loss_weight=0).loss_aux_by_feat(regions, data) == {}
+    assert OCRBlockHead(**HEAD, aux_loss_weight=0).loss_by_extras(extras, data) == {}
 
 
 def test_in_ssr_the_regions_are_fused_with_the_scale_weights():
@@ -104,14 +105,14 @@ def test_in_ssr_the_regions_are_fused_with_the_scale_weights():
         regions, densities = [], []
         for scale in (0.5, 1.0):
             x = model._resize_input(inputs, scale)
-            _, density, _, aux = model._decode(x, scale, with_aux=True)
-            regions.append(model._to_size(aux, (32, 32)))
+            _, density, _, extras = model._decode(x, scale, with_extras=True)
+            regions.append(model._to_size(extras['aux_ocr'], (32, 32)))
             if densities:  # every density at the coarsest scale's size, as update_fusion
                 density = torch.nn.functional.interpolate(
                     density, size=densities[0].shape[-2:], mode='bilinear', align_corners=False)
             densities.append(density)
-        fused = fuse_scales(regions, densities, method='ssr', terminal=model.terminal)
-        expected = model.decode_head.loss_aux_by_feat(fused, data)['aux_ocr.loss_ce']
+        fused = fuse_scales(regions, densities, method='ssr', terminal=model.fusion.terminal)
+        expected = model.decode_head.loss_by_extras({'aux_ocr': fused}, data)['aux_ocr.loss_ce']
     torch.testing.assert_close(losses['decode.aux_ocr.loss_ce'], expected)
 
 

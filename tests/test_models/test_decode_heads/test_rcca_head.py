@@ -113,7 +113,10 @@ def test_category_consistent_loss_from_loss_decode():
     head.cca.gamma.scale.data.fill_(0.5)
     inputs = [torch.randn(2, 12, 9, 7)]
     head.train()
-    logits, embedding = head(inputs)
+    logits, extras = head.forward_with_extras(inputs)
+    embedding = extras['ccl']
+    assert torch.equal(head.eval()(inputs), head.eval().forward_with_extras(inputs)[0])
+    head.train()
     assert logits.shape == (2, 5, 9, 7) and embedding.shape == (2, 4, 9, 7)
     # labels at 4x the feature size, as in a segmentor
     losses = head.loss(inputs, samples(2, 36, 28), train_cfg=None)

@@ -102,8 +102,8 @@ def test_init_weights_is_kaiming_fan_in():
     (dict(in_channels=(8, )), r'AFANeck: in_channels .* got \(8,\)'),
     (dict(fused_channels=0), r'AFANeck: fused_channels must be None or an int >= 1, got 0'),
     (dict(reduction=0), r'AFANeck: reduction must be in \[1, 8\] .*got 0'),
-    (dict(fusion='sum'), r"AFANeck: fusion must be one of \('afa', 'concat', 'add'\), "
-                         r"got 'sum'"),
+    (dict(fusion='sum'), r"AFANeck: fusion must be one of \('afa', 'aff', 'iaff', 'concat', "
+                         r"'add'\), got 'sum'"),
     (dict(fused_levels=4), r'AFANeck: fused_levels must be an int in \[1, 3\] for 4 '
                            r'in_channels, got 4'),
     (dict(reduction=16), r'AFANeck: reduction must be in \[1, 8\] .*in_channels\), got 16'),
@@ -207,36 +207,3 @@ def test_trace_at_even_size_serves_odd_sizes(upsample):
             x = level_inputs(batch=1, h=h, w=w)
             for got, want in zip(traced(x), neck(x)):
                 assert_close(got, want)
-
-
-def test_normalize_and_node_conv_options():
-    init_default_scope('mmseg')
-    x = level_inputs([4, 8, 8])
-    base = dict(type='AFANeck', in_channels=[4, 8, 8], reduction=2, fused_levels=2)
-    plain = MODELS.build(base).eval()
-    norm = MODELS.build(dict(base, normalize=True)).eval()
-    norm.load_state_dict(plain.state_dict())  # the same parameters
-    assert norm.final_fusion.normalize and all(
-        node.node_1.normalize for node in norm.ida_nodes)
-    with torch.no_grad():
-        assert not torch.allclose(norm(x)[0], plain(x)[0])
-    conv = MODELS.build(dict(base, node_conv=True))
-    # a 3x3 conv after every AFA fusion: node j has one per deeper input, and the final one
-    assert [n for n, _ in conv.named_children()] == ['ida_nodes', 'fuse_projs', 'final_fusion',
-                                                     'final_conv']
-    assert hasattr(conv.ida_nodes[1], 'conv_2') and conv.final_conv.conv.kernel_size == (3, 3)
-    outs = conv(x)
-    assert outs[0].shape == (2, 4, 23, 29)
-    sum(o.square().mean() for o in outs[:-1]).backward()
-    assert all(p.grad is not None for p in conv.parameters())
-    with torch.no_grad():
-        conv.eval()
-        # the same fusion as without the option, then the conv
-        no_conv = MODELS.build(base).eval()
-        no_conv.load_state_dict(conv.state_dict(), strict=False)
-        lvl = conv.ida_nodes[0].conv_1(no_conv.ida_nodes[0].node_1(
-            x[1], torch.nn.functional.interpolate(x[2], size=x[1].shape[2:], mode='bilinear',
-                                                  align_corners=False)))
-        assert_close(conv(x)[2], lvl)
-    # node_conv is for the AFA fusion only: the concat nodes have their conv already
-    assert not hasattr(MODELS.build(dict(base, fusion='concat', node_conv=True)), 'final_conv')

@@ -10,6 +10,7 @@ from mmseg.structures import SegDataSample
 
 import mmseg_fusion  # noqa: F401
 from mmseg_fusion.functional import fuse_scales
+from mmseg_fusion.models.segmentors.density import capture_cls_input
 
 NORM = dict(type='BN', requires_grad=True)
 BASE = dict(
@@ -24,7 +25,7 @@ BASE = dict(
     test_cfg=dict(mode='whole', scales=(0.5, 1.0, 1.5)),
     # the official training scales and fusion, which most tests below spell out
     train_scales=(0.5, 1.0),
-    terminal=False,
+    fusion=dict(type='SSRScaleFusion', terminal=False),
 )
 AUX = dict(type='FCNHead', in_channels=32, in_index=2, channels=4, num_convs=1,
            num_classes=3, norm_cfg=NORM, dropout_ratio=0.0,
@@ -90,13 +91,14 @@ def reference_prediction(model, inputs):
         if d is not None:
             # SSR/HMA: every density at the coarsest scale's size (the rule of update_fusion);
             # softmax: scores resized to the logits
-            size = (dens[0].shape[-2:] if dens and model.fusion in ('ssr', 'hma')
-                    else d.shape[-2:] if model.fusion in ('ssr', 'hma') else p.shape[-2:])
+            method = model.fusion.method
+            size = (dens[0].shape[-2:] if dens and method in ('ssr', 'hma')
+                    else d.shape[-2:] if method in ('ssr', 'hma') else p.shape[-2:])
             d = torch.nn.functional.interpolate(d, size=size, mode='bilinear',
                                                 align_corners=False)
         dens.append(d)
-    return fuse_scales(logits, None if dens[0] is None else dens, model.fusion, model.phi,
-                       model.terminal)
+    return fuse_scales(logits, None if dens[0] is None else dens, model.fusion.method,
+                       **model.fusion.options())
 
 
 @pytest.mark.parametrize('mode', ['whole', 'slide'])
@@ -215,7 +217,8 @@ def test_memory_does_not_grow_with_scales():
     (dict(test_cfg=dict(mode='whole', scales=(0.5, 1.0, 1.0))), 'test_cfg.scales'),
     (dict(test_cfg=dict(mode='whole', scales='big')), 'test_cfg.scales'),
     (dict(fusion='median'), "fusion must be one of .* got 'median'"),
-    (dict(phi='relu'), "phi must be 'abs' or 'softplus', got 'relu'"),
+    (dict(fusion=dict(type='SSRScaleFusion', phi='relu')),
+     "phi must be 'abs' or 'softplus', got 'relu'"),
     (dict(scale_loss_weight=-1), 'scale_loss_weight must be >= 0, got -1'),
 ])
 def test_bad_arguments(kwargs, match):
@@ -234,7 +237,8 @@ def test_bad_arguments(kwargs, match):
     (dict(fusion='median'),
      r"SSREncoderDecoder: fusion must be one of \('ssr', 'hma', 'softmax', 'mean', 'max'\), "
      r"got 'median'"),
-    (dict(phi='exp'), r"SSREncoderDecoder: phi must be 'abs' or 'softplus', got 'exp'"),
+    (dict(fusion=dict(type='SSRScaleFusion', phi='exp')),
+     r"SSRScaleFusion: phi must be 'abs' or 'softplus', got 'exp'"),
 ])
 def test_bad_scales_fusion_and_phi_name_the_component(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -313,11 +317,12 @@ def test_default_test_scales_and_attention_config():
     assert build().scale_attention.activation == 'abs'
     # the defaults: random pairs of training scales, every one of them tested, terminal SSR
     init_default_scope('mmseg')
-    cfg = {k: v for k, v in BASE.items() if k not in ('train_scales', 'terminal', 'test_cfg')}
+    cfg = {k: v for k, v in BASE.items() if k not in ('train_scales', 'fusion', 'test_cfg')}
     model = MODELS.build(cfg)
     assert model.train_scale_sets == ((0.5, 1.0), (0.75, 1.0), (1.0, 1.5), (1.0, 2.0))
     assert model.test_cfg.scales == (0.5, 0.75, 1.0, 1.5, 2.0)
-    assert model.terminal and model.scale_loss_weight == 1.0 and model.fusion == 'ssr'
+    assert model.fusion.terminal and model.scale_loss_weight == 1.0
+    assert type(model.fusion).__name__ == 'SSRScaleFusion' and model.fusion.phi == 'abs'
 
 
 @pytest.mark.slow
@@ -328,7 +333,7 @@ def test_ssr_configs_build(repo_root):
 
     from mmengine.config import Config
 
-    from mmseg_fusion.models.segmentors.ssr_encoder_decoder import RANDOM_PAIRS
+    from mmseg_fusion.models.utils.scales import RANDOM_PAIRS
     files = sorted(glob.glob(osp.join(repo_root, 'configs', 'ssr', '*.py')))
     assert len(files) == 7, files
     init_default_scope('mmseg')
@@ -340,7 +345,8 @@ def test_ssr_configs_build(repo_root):
         assert type(model).__name__ == 'SSREncoderDecoder', path
         assert 1.0 in model.test_cfg.scales and cfg.tta_model.type == 'SSRTTAModel'
         if 'synthetic' in path:  # the benchmark's recipe, the defaults
-            assert model.train_scale_sets == RANDOM_PAIRS and model.terminal, path
+            assert model.train_scale_sets == RANDOM_PAIRS, path
+            assert getattr(model.fusion, 'terminal', True), path
 
 
 def test_density_input_sets_what_the_attention_sees():
@@ -357,7 +363,7 @@ def test_density_input_sets_what_the_attention_sees():
         d_resized = resized._decode(half, 0.5)[1]
         d_native = native._decode(half, 0.5)[1]
         feat = []
-        with native._capture_cls_input() as store:
+        with capture_cls_input(native.decode_head) as store:
             native.decode_head(native.extract_feat(half))
             feat = store[-1]
         # the 1.0-scale feature size estimated from this scale: round(h_s / s, w_s / s)
@@ -368,21 +374,6 @@ def test_density_input_sets_what_the_attention_sees():
     assert d_native.shape == (1, 1, 2, 3)
     torch.testing.assert_close(d_resized, expected)
     torch.testing.assert_close(d_native, native.scale_attention(feat))
-
-
-def test_fuse_log_probs_fuses_the_log_softmax():
-    torch.manual_seed(0)
-    model = build(fuse_log_probs=True, test_cfg=dict(mode='whole', scales=(0.5, 1.0))).eval()
-    inputs = torch.randn(1, 3, 24, 24)
-    with torch.no_grad():
-        fused = model.inference(inputs, [dict(ori_shape=(24, 24))])
-        per_scale = [model._scale_prediction(inputs, s) for s in (0.5, 1.0)]
-    size = per_scale[0][1].shape[-2:]
-    densities = [torch.nn.functional.interpolate(d, size=size, mode='bilinear',
-                                                 align_corners=False) for _, d in per_scale]
-    expected = fuse_scales([torch.log_softmax(p, 1) for p, _ in per_scale], densities, 'ssr',
-                           terminal=model.terminal)
-    torch.testing.assert_close(fused, expected)
 
 
 def test_bad_density_input_names_the_component():
@@ -542,35 +533,3 @@ def test_bad_scale_set_names_the_set():
     with pytest.raises(ValueError, match=r'SSREncoderDecoder: train_scales\[1\] must be .*'
                                          r'containing 1.0, got \(0.5, 2.0\)'):
         build(train_scales=((0.5, 1.0), (0.5, 2.0)))
-
-
-def test_density_features_backbone_sees_the_head_input():
-    torch.manual_seed(0)
-    model = build(density_features='backbone').eval()
-    # the attention takes the backbone's last stage (the FCN head's input, 64 channels)
-    assert model.scale_attention.in_channels == 64
-    inputs = torch.randn(1, 3, 32, 40)
-    half = torch.nn.functional.interpolate(inputs, size=(16, 20), mode='bilinear',
-                                           align_corners=False)
-    with torch.no_grad():
-        density = model._decode(half, 0.5)[1]
-        feat = model.extract_feat(half)[3]
-        expected = model.scale_attention(torch.nn.functional.interpolate(
-            feat, size=(4, 6), mode='bilinear', align_corners=False))
-    torch.testing.assert_close(density, expected)
-    model.train()
-    losses = model.loss(torch.randn(2, 3, 24, 24), samples(2, 24, 24))
-    sum(v for k, v in losses.items() if 'loss' in k).backward()
-    assert all(p.grad is not None for p in model.scale_attention.parameters())
-
-
-@pytest.mark.parametrize('kwargs, match', [
-    (dict(density_features='neck'),
-     "SSREncoderDecoder: density_features must be 'head' or 'backbone', got 'neck'"),
-    (dict(density_features='backbone', scale_attention=dict(in_channels=8)),
-     r"scale_attention.in_channels must equal the decode head's in_channels \(64, .* "
-     r"density_features='backbone'\), got 8"),
-])
-def test_bad_density_features_names_the_component(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        build(**kwargs)

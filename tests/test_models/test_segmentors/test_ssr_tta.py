@@ -85,7 +85,7 @@ def reference(model, data):
             # SSR/HMA: every density at the coarsest view's size (the rule of update_fusion)
             size = views[0].seg_density.data.shape[-2:]
             densities = [v.seg_density.data[None] for v in views]
-            if module.fusion in ('ssr', 'hma'):
+            if module.fusion.method in ('ssr', 'hma'):
                 densities = [torch.nn.functional.interpolate(d, size=size, mode='bilinear',
                                                              align_corners=False)
                              for d in densities]
@@ -94,7 +94,7 @@ def reference(model, data):
                                                              align_corners=False)
                              for d in densities]
             fused.append(fuse_scales([v.seg_logits.data[None] for v in views], densities,
-                                     module.fusion, module.phi, module.terminal)[0])
+                                     module.fusion.method, **module.fusion.options())[0])
         out.append(sum(fused) / 2)
     return out
 
@@ -177,7 +177,8 @@ def test_fallback_without_densities_is_softmax_mean():
      r'SSREncoderDecoder: test_cfg.scales must be a sequence of positive numbers sorted '
      r'ascending and containing 1.0, got \(1.0, 0.5\)'),
     (dict(train_scales=(0.5, 0.75)), r'SSREncoderDecoder: train_scales .* got \(0.5, 0.75\)'),
-    (dict(phi='exp'), r"SSREncoderDecoder: phi must be 'abs' or 'softplus', got 'exp'"),
+    (dict(fusion=dict(type='SSRScaleFusion', phi='exp')),
+     r"SSRScaleFusion: phi must be 'abs' or 'softplus', got 'exp'"),
     (dict(decode_head=dict(SEGMENTOR['decode_head'], in_index=4)),
      r'SSREncoderDecoder: decode_head \(FCNHead\) in_index must index one of the 4 outputs '
      r'of ResNetV1c \(in \[-4, 3\]\), got 4'),
@@ -262,17 +263,16 @@ def _blob_batch(g, n=4):
     return images, labels
 
 
-@pytest.mark.parametrize('density_input,fuse_log_probs',
-                         [('resized', False), ('native', False), ('resized', True)])
-def test_tta_without_flip_fuses_as_predict_on_a_trained_model(density_input, fuse_log_probs):
+@pytest.mark.parametrize('density_input', ['resized', 'native'])
+def test_tta_without_flip_fuses_as_predict_on_a_trained_model(density_input):
     """--tta over the same scales without flips == predict, after some training."""
     from mmengine.optim import OptimWrapper
     torch.manual_seed(0)
     init_default_scope('mmseg')
     cfg = copy.deepcopy(SEGMENTOR)
     cfg['data_preprocessor'] = dict(cfg['data_preprocessor'], size=(H, W))
-    cfg.update(density_input=density_input, fuse_log_probs=fuse_log_probs,
-               scale_loss_weight=1.0, terminal=True,
+    cfg.update(density_input=density_input, scale_loss_weight=1.0,
+               fusion=dict(type='SSRScaleFusion', terminal=True),
                test_cfg=dict(mode='whole', scales=SCALES))
     segmentor = MODELS.build(cfg)
     optim = OptimWrapper(torch.optim.SGD(segmentor.parameters(), lr=0.05, momentum=0.9))

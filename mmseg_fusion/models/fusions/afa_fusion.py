@@ -1,0 +1,54 @@
+"""AFA's fusions as registered modules: the bi-input node and the multi-input level fusion.
+
+Paper: Yang, Huang, Sun, Rota Bulò, Kontschieder, Yu, "Dense Prediction with Attentive Feature
+Aggregation", WACV 2023, https://arxiv.org/abs/2111.00770. Official code (consulted, not
+copied): https://github.com/SysCV/dla-afa (``AFAIDAUp``, ``final_feature_fusion``).
+
+The modules are :class:`~mmseg_fusion.layers.BiAFA` and :class:`~mmseg_fusion.layers.MultiAFA`
+under their registry names, with the same parameter names (``sa``, ``ca``), so converted
+official checkpoints load into them unchanged.
+
+Shape shorthand: N batch, C channels, H x W spatial size, K fused levels.
+"""
+from mmseg.registry import MODELS
+
+from ...layers import BiAFA, MultiAFA
+
+__all__ = ['AFAFusion', 'MultiAFAFusion']
+
+
+@MODELS.register_module()
+class AFAFusion(BiAFA):
+    """Bi-input AFA as a pair fusion: ``forward(x, y) = s (1 - c) x + (1 - s) c y``.
+
+    ``s`` is a spatial attention of the shallow (running) feature ``x``, ``c`` a channel
+    attention of the deep feature ``y``. Its level fusion (the final fusion of ``AFANeck``)
+    is :class:`MultiAFAFusion` with the same arguments.
+
+    Args:
+        channels (int): Channels C of both inputs.
+        reduction (int): Reduction ratio of the channel attention. Defaults to 16.
+        conv_cfg (dict, optional): Conv layer config. Defaults to None.
+        norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
+        act_cfg (dict): Activation of the inner layers. Defaults to ``dict(type='ReLU')``.
+    """
+
+    multi_input_type = 'MultiAFAFusion'
+
+
+@MODELS.register_module()
+class MultiAFAFusion(MultiAFA):
+    """Multi-input (progressive) AFA as a level fusion: ``forward([F_1, ..., F_K])``.
+
+    ``sum_k S_k C_k F_k`` with shared spatial and channel attentions, inputs deepest first
+    (the last one is never attenuated); see :class:`~mmseg_fusion.layers.MultiAFA`.
+
+    Args:
+        channels (int): Channels C of every input.
+        reduction (int): Reduction ratio of the channel attention. Defaults to 16.
+        conv_cfg (dict, optional): Conv layer config. Defaults to None.
+        norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
+        act_cfg (dict): Activation of the inner layers. Defaults to ``dict(type='ReLU')``.
+    """
+
+    level_fusion = True
