@@ -23,15 +23,62 @@ def repo_root() -> str:
     return ROOT
 
 
-@pytest.fixture(scope='session')
-def analysis_tool() -> Callable:
-    """Import a script of ``tools/analysis`` by name (``analysis_tool('neck_complexity')``)."""
+# ------------------------------------------------------------ --device: the tests on a GPU
+#: the folders of ``tests/`` whose tests run with ``torch.set_default_device(--device)``
+DEVICE_FOLDERS = ('test_functional', 'test_layers', 'test_models')
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--device cpu|cuda``: the default device of the model and functional tests."""
+    parser.addoption(
+        '--device', choices=('cpu', 'cuda'), default='cpu',
+        help='default torch device of the tests under tests/test_functional, '
+             'tests/test_layers and tests/test_models (torch.set_default_device); a test '
+             'that creates a tensor on the wrong device fails there (default: cpu)')
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse ``--device cuda`` where CUDA is not available (a usage error, exit code 4)."""
+    if config.getoption('--device', 'cpu') == 'cuda':
+        import torch
+        if not torch.cuda.is_available():
+            raise pytest.UsageError(
+                '--device cuda: CUDA is not available (torch.cuda.is_available() is False; '
+                f'torch {torch.__version__}, built with CUDA {torch.version.cuda}); run on a '
+                'machine with an NVIDIA GPU and a CUDA build of torch, or use --device cpu')
+
+
+@pytest.fixture(autouse=True)
+def default_device(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The ``--device`` of this test: set as torch's default device for the tests of
+    :data:`DEVICE_FOLDERS` (before their function-scoped fixtures run; session- and
+    module-scoped fixtures are built on the CPU), restored afterwards; ``'cpu'`` elsewhere."""
+    device = request.config.getoption('--device')
+    try:
+        folder = request.node.path.relative_to(osp.join(ROOT, 'tests')).parts[0]
+    except ValueError:  # a test outside tests/
+        folder = None
+    if device == 'cpu' or folder not in DEVICE_FOLDERS:
+        yield 'cpu'
+        return
+    import torch
+    previous = torch.empty(()).device  # (torch.get_default_device needs torch >= 2.3)
+    torch.set_default_device(device)
+    try:
+        yield device
+    finally:
+        # None removes the device mode again (no mode at all is torch's own CPU default)
+        torch.set_default_device(None if previous.type == 'cpu' else previous)
+
+
+def _script_loader(folder: str) -> Callable:
+    """``load(name)``: import ``<folder>/<name>.py`` of the repository as a module, once."""
     import importlib.util
     cache: Dict[str, object] = {}
 
     def load(name: str):
         if name not in cache:
-            path = osp.join(ROOT, 'tools', 'analysis', f'{name}.py')
+            path = osp.join(ROOT, folder, f'{name}.py')
             spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
@@ -39,6 +86,18 @@ def analysis_tool() -> Callable:
         return cache[name]
 
     return load
+
+
+@pytest.fixture(scope='session')
+def analysis_tool() -> Callable:
+    """Import a script of ``tools/analysis`` by name (``analysis_tool('benchmark_onnx')``)."""
+    return _script_loader(osp.join('tools', 'analysis'))
+
+
+@pytest.fixture(scope='session')
+def benchmark_script() -> Callable:
+    """Import a script of ``benchmarks/`` by name (``benchmark_script('neck_complexity')``)."""
+    return _script_loader('benchmarks')
 
 
 @pytest.fixture(scope='session')
@@ -57,16 +116,18 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope='session')
-def tiny_options(analysis_tool) -> Callable[..., List[str]]:
+def tiny_options() -> Callable[..., List[str]]:
     """``--cfg-options`` that shrink a synthetic-data config to a few CPU iterations.
 
     Call as ``tiny_options(data_root, iters=4, ckpt_interval=2, crop=64)``; the options of
-    ``tools/analysis/dist_soak.py`` (one definition for the tests and the soak script).
+    :func:`mmseg_fusion.testing.tiny_options` (one definition for the tests and
+    ``benchmarks/dist_soak.py``).
     """
+    from mmseg_fusion.testing import tiny_options as options
 
     def make(data_root: str, iters: int = 4, ckpt_interval: int = 2,
              crop: int = 64) -> List[str]:
-        return analysis_tool('dist_soak').tiny_options(data_root, iters, ckpt_interval, crop)
+        return options(data_root, iters, ckpt_interval, crop)
 
     return make
 
@@ -419,31 +480,3 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def _naive_criss_cross_3d(query, key, value):
-    """Loop reference from the definition: softmax over row + column + time line, self once."""
-    import torch
-    n, _, t, h, w = query.shape
-    out = torch.zeros_like(value)
-    for b in range(n):
-        for f in range(t):
-            for y in range(h):
-                for x in range(w):
-                    positions = ([(f, y, j) for j in range(w)]
-                                 + [(f, i, x) for i in range(h) if i != y]
-                                 + [(s, y, x) for s in range(t) if s != f])
-                    assert len(positions) == t + h + w - 2
-                    energy = torch.stack(
-                        [query[b, :, f, y, x] @ key[b, :, s, i, j] for s, i, j in positions])
-                    attn = torch.softmax(energy, dim=0)
-                    out[b, :, f, y, x] = sum(
-                        a * value[b, :, s, i, j] for a, (s, i, j) in zip(attn, positions))
-    return out
-
-
-@pytest.fixture(scope='session')
-def naive_criss_cross_3d() -> Callable:
-    """Loop reference of the 3D criss-cross attention: ``f(query, key, value)`` on
-    (N, C', T, H, W), (N, C', T, H, W), (N, C, T, H, W) float tensors."""
-    return _naive_criss_cross_3d

@@ -45,7 +45,7 @@ def dist(tmp_path_factory, repo_root):
 
 
 @pytest.mark.slow
-def test_sdist_and_wheel_hold_what_users_need(dist):
+def test_sdist_and_wheel_hold_what_users_need(dist, repo_root):
     _run([sys.executable, '-m', 'twine', 'check', '--strict', dist['sdist'], dist['wheel']],
          cwd=dist['dir'])
     with tarfile.open(dist['sdist']) as tar:
@@ -63,6 +63,11 @@ def test_sdist_and_wheel_hold_what_users_need(dist):
                    'mmseg_fusion/.mim/tools/train.py', 'mmseg_fusion/.mim/tools/test.py'):
         assert needed in names, needed
     assert not any('__pycache__' in n for n in names)
+    # research and developer scripts stay in benchmarks/, outside the package
+    scripts = {osp.basename(p) for p in glob.glob(osp.join(repo_root, 'benchmarks', '*.*'))
+               if p.endswith(('.py', '.sh'))}
+    assert len(scripts) > 3
+    assert not any(n.startswith('benchmarks/') or osp.basename(n) in scripts for n in names)
     requires = [line.split(':', 1)[1].strip() for line in meta.splitlines()
                 if line.startswith('Requires-Dist:') and 'extra ==' not in line]
     for package in ('torch', 'mmcv', 'mmengine', 'mmsegmentation'):

@@ -27,7 +27,7 @@ Differences from mmcv and the official code (same outputs up to float rounding):
   :mod:`mmseg_fusion.functional.criss_cross`). Together, forward + backward at
   (2, 512, 97, 97) on one CPU thread takes 0.52x the time of mmcv's module with 0.91x its peak
   memory; with two threads on a machine shared with other jobs it was unstable and could be
-  slower (``tools/analysis/benchmark_attention.py``, tables in ``configs/ccnet/README.md``).
+  slower (``benchmarks/benchmark_attention.py``, tables in ``configs/ccnet/README.md``).
 """
 import torch
 import torch.nn as nn

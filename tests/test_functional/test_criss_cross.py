@@ -4,21 +4,7 @@ import torch
 
 from mmseg_fusion.functional import criss_cross_attention
 from mmseg_fusion.functional.criss_cross import _criss_cross_traceable
-
-
-def naive_criss_cross(query, key, value):
-    """Loop reference from the equations: softmax over row + column, self counted once."""
-    n, _, h, w = query.shape
-    out = torch.zeros_like(value)
-    for b in range(n):
-        for y in range(h):
-            for x in range(w):
-                positions = [(y, j) for j in range(w)] + [(i, x) for i in range(h) if i != y]
-                energy = torch.stack([query[b, :, y, x] @ key[b, :, i, j] for i, j in positions])
-                attn = torch.softmax(energy, dim=0)
-                out[b, :, y, x] = sum(a * value[b, :, i, j] for a, (i, j) in zip(attn, positions))
-    return out
-
+from mmseg_fusion.testing import naive_criss_cross
 
 SHAPES = [  # (N, C', C, H, W)
     (2, 2, 3, 5, 7),
@@ -53,7 +39,7 @@ def test_traceable_path_matches(shape):
 
 def test_any_memory_format_float32():
     q, k, v = make((2, 3, 6, 7, 5), dtype=torch.float32)
-    ref = naive_criss_cross(q, k, v)
+    ref = naive_criss_cross(q, k, v).float()
     cl = [t.contiguous(memory_format=torch.channels_last) for t in (q, k, v)]
     # non-contiguous channel slices of a bigger tensor
     big = torch.cat([q, k, v], dim=1)

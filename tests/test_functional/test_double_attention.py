@@ -2,24 +2,7 @@ import pytest
 import torch
 
 from mmseg_fusion.functional import double_attention
-
-
-def naive_double_attention(a, b, v):
-    """Per sample, per descriptor and per position, written from the paper's equations."""
-    n_batch, m = a.shape[:2]
-    n = b.shape[1]
-    a, b, v = (t.reshape(n_batch, t.shape[1], -1).double() for t in (a, b, v))
-    length = a.shape[-1]
-    out = torch.zeros(n_batch, m, length, dtype=torch.double)
-    for s in range(n_batch):
-        descriptors = []
-        for j in range(n):
-            weights = torch.exp(b[s, j]) / torch.exp(b[s, j]).sum()  # over all positions
-            descriptors.append(sum(weights[p] * a[s, :, p] for p in range(length)))
-        for p in range(length):
-            mix = torch.exp(v[s, :, p]) / torch.exp(v[s, :, p]).sum()  # over the n maps
-            out[s, :, p] = sum(mix[j] * descriptors[j] for j in range(n))
-    return out.float()
+from mmseg_fusion.testing import naive_double_attention
 
 
 @pytest.mark.parametrize('spatial', [(5, 7), (3, 4, 5)])
@@ -30,7 +13,7 @@ def test_matches_naive_reference(spatial):
     v = torch.randn(2, 4, *spatial) * 2
     z = double_attention(a, b, v)
     assert z.shape == (2, 3, *spatial)
-    torch.testing.assert_close(z.flatten(2), naive_double_attention(a, b, v),
+    torch.testing.assert_close(z.flatten(2), naive_double_attention(a, b, v).float(),
                                rtol=1e-5, atol=1e-6)
 
 

@@ -3,8 +3,8 @@
 Every property draws a batch size 1..3, small spatial sizes (one-pixel rows and columns and
 odd sizes such as 7x13 are pinned with ``@example``), a seed for the tensors and a precision
 mode, then checks the exact output shape (from the docstrings), finiteness, agreement with a
-naive reference written from the equations (loops over pixels, channels or scales), and the
-invariants of the method.
+naive reference written from the equations (:mod:`mmseg_fusion.testing`: loops over pixels,
+channels or scales), and the invariants of the method.
 
 Precision modes and tolerances (``rtol`` = ``atol`` unless said otherwise):
 
@@ -43,6 +43,16 @@ from mmseg_fusion.functional import (
     scale_space_weights,
     softmax_scale_weights,
     update_fusion,
+)
+from mmseg_fusion.testing import (
+    LAYOUTS,
+    naive_criss_cross,
+    naive_double_attention,
+    naive_hma,
+    naive_progressive,
+    naive_softmax_weights,
+    naive_ssr,
+    with_layout,
 )
 
 FAST = settings(max_examples=40, deadline=None, derandomize=True, database=None,
@@ -113,100 +123,6 @@ def check_close(actual: torch.Tensor, reference: torch.Tensor, mode: str,
 def upcast(tensors: Sequence[torch.Tensor]) -> List[torch.Tensor]:
     """float32 copies (bfloat16 inputs: exactly the same values)."""
     return [t.float() for t in tensors]
-
-
-LAYOUTS = ('contiguous', 'channels_last', 'strided', 'transposed')
-
-
-def with_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
-    """The same (N, C, H, W) values in another memory layout."""
-    if layout == 'channels_last':
-        return t.contiguous(memory_format=torch.channels_last)
-    if layout == 'strided':  # every other channel of a bigger tensor
-        return t.repeat_interleave(2, dim=1)[:, ::2]
-    if layout == 'transposed':  # W-major: the strides of H and W swapped
-        return t.transpose(2, 3).contiguous().transpose(2, 3)
-    return t
-
-
-# ------------------------------------------------------------------------- naive references
-def naive_progressive(att: Sequence[torch.Tensor]) -> List[torch.Tensor]:
-    """``A_k = a_k prod_{j > k} (1 - a_j)``, the product written out for every k."""
-    weights = []
-    for k in range(len(att)):
-        w = att[k].clone()
-        for j in range(k + 1, len(att)):
-            w = w * (1 - att[j])
-        weights.append(w)
-    return weights
-
-
-def naive_criss_cross(query: torch.Tensor, key: torch.Tensor,
-                      value: torch.Tensor) -> torch.Tensor:
-    """Per pixel: one softmax over its row and its column (itself once), float64."""
-    q, k, v = (t.double() for t in (query, key, value))
-    n, _, h, w = q.shape
-    out = torch.empty(v.shape, dtype=torch.float64)
-    for b in range(n):
-        for y in range(h):
-            for x in range(w):
-                # (C', W + H - 1) and (C, W + H - 1): the row, then the column without (y, x)
-                col = [i for i in range(h) if i != y]
-                keys = torch.cat([k[b, :, y, :], k[b, :, col, x]], dim=1)
-                vals = torch.cat([v[b, :, y, :], v[b, :, col, x]], dim=1)
-                out[b, :, y, x] = vals @ torch.softmax(q[b, :, y, x] @ keys, dim=0)
-    return out
-
-
-def naive_double_attention(a: torch.Tensor, b: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``G = A softmax_L(B)^T``, ``Z = G softmax_n(V)``, one descriptor/position at a time."""
-    a, b, v = (t.double().flatten(2) for t in (a, b, v))
-    out = torch.empty(a.shape, dtype=torch.float64)
-    for s in range(a.shape[0]):
-        gather = torch.exp(b[s]) / torch.exp(b[s]).sum(dim=1, keepdim=True)
-        descriptors = [(a[s] * gather[j]).sum(dim=1) for j in range(b.shape[1])]
-        for p in range(a.shape[2]):
-            mix = torch.exp(v[s, :, p]) / torch.exp(v[s, :, p]).sum()
-            out[s, :, p] = sum(mix[j] * descriptors[j] for j in range(b.shape[1]))
-    return out
-
-
-def naive_ssr(densities: Sequence[torch.Tensor], phi: Callable[[float], float],
-              terminal: bool) -> List[torch.Tensor]:
-    """``a_i = (1 - exp(-phi(y_i))) prod_{j<i} exp(-phi(y_j))`` pixel by pixel, in floats."""
-    n, _, h, w = densities[0].shape
-    out = [torch.zeros(n, 1, h, w, dtype=torch.float64) for _ in densities]
-    for b in range(n):
-        for r in range(h):
-            for c in range(w):
-                trans = 1.0
-                for i, y in enumerate(densities):
-                    if terminal and i == len(densities) - 1:
-                        out[i][b, 0, r, c] = trans
-                        break
-                    v = phi(float(y[b, 0, r, c]))
-                    out[i][b, 0, r, c] = (1 - math.exp(-v)) * trans
-                    trans *= math.exp(-v)
-    return out
-
-
-def naive_hma(logits: Sequence[torch.Tensor]) -> List[torch.Tensor]:
-    """NVIDIA's HMA weights from the sigmoid: ``sigma_i prod_{j<i} (1 - sigma_j)``, the finest
-    scale takes ``prod_{j<S} (1 - sigma_j)`` (its own attention is unused)."""
-    sig = [torch.sigmoid(t.double()) for t in logits]
-    weights, trans = [], torch.ones_like(sig[0])
-    for i, s in enumerate(sig):
-        weights.append(trans.clone() if i == len(sig) - 1 else s * trans)
-        trans = trans * (1 - s)
-    return weights
-
-
-def naive_softmax_weights(scores: Sequence[torch.Tensor]) -> List[torch.Tensor]:
-    """``exp(y_i - max) / sum_j exp(y_j - max)`` per pixel."""
-    s = [t.double() for t in scores]
-    top = torch.stack(s).amax(dim=0)
-    total = sum(torch.exp(t - top) for t in s)
-    return [torch.exp(t - top) / total for t in s]
 
 
 def resize(x: torch.Tensor, size: torch.Size) -> torch.Tensor:

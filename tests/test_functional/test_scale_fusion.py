@@ -15,24 +15,7 @@ from mmseg_fusion.functional import (
     softmax_scale_weights,
     update_fusion,
 )
-
-
-def naive_ssr(densities, phi, terminal):
-    """a_i = (1 - exp(-phi(y_i))) * prod_{j<i} exp(-phi(y_j)), pixel by pixel."""
-    n, _, h, w = densities[0].shape
-    out = [torch.zeros(n, 1, h, w, dtype=torch.float64) for _ in densities]
-    for b in range(n):
-        for r in range(h):
-            for c in range(w):
-                trans = 1.0
-                for i, y in enumerate(densities):
-                    v = phi(float(y[b, 0, r, c]))
-                    if terminal and i == len(densities) - 1:
-                        out[i][b, 0, r, c] = trans
-                    else:
-                        out[i][b, 0, r, c] = (1 - math.exp(-v)) * trans
-                    trans *= math.exp(-v)
-    return out
+from mmseg_fusion.testing import naive_ssr
 
 
 def nvidia_hma(preds, attn_logits):

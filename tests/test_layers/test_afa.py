@@ -1,53 +1,16 @@
 import pytest
 import torch
-import torch.nn.functional as F
 from torch.testing import assert_close
 
 from mmseg_fusion.layers import BiAFA, ChannelAttention, MultiAFA, SpatialAttention
-
-
-def randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    for p in module.parameters():
-        p.data = torch.randn(p.shape, generator=g) * 0.3
-    for m in module.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean = torch.randn(m.num_features, generator=g) * 0.1
-            m.running_var = torch.rand(m.num_features, generator=g) + 0.5
-    return module.eval()
-
-
-def eval_bn(x, bn):
-    shape = (1, -1, 1, 1)
-    return ((x - bn.running_mean.view(shape)) / torch.sqrt(bn.running_var.view(shape) + bn.eps)
-            * bn.weight.view(shape) + bn.bias.view(shape))
-
-
-def naive_spatial(x, sa):
-    h = F.relu(eval_bn(F.conv2d(x, sa.conv.conv.weight, padding=1), sa.conv.bn))
-    h = F.relu(eval_bn(F.conv2d(h, sa.conv_inner.conv.weight, padding=1), sa.conv_inner.bn))
-    return torch.einsum('nchw,oc->nohw', h, sa.final.weight[:, :, 0, 0])
-
-
-def naive_channel(x, ca):
-    w1, w2 = ca.conv1.conv.weight[:, :, 0, 0], ca.conv2.weight[:, :, 0, 0]
-    bn = ca.conv1.bn
-    out = torch.empty(x.shape[0], w2.shape[0], 1, 1)
-    for n in range(x.shape[0]):
-        total = 0
-        for pooled in (x[n].flatten(1).mean(1), x[n].flatten(1).max(1).values):
-            z = w1 @ pooled
-            z = (z - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
-            total = total + w2 @ z.clamp_min(0)
-        out[n, :, 0, 0] = torch.sigmoid(total)
-    return out
+from mmseg_fusion.testing import naive_channel, naive_spatial, randomise
 
 
 @pytest.mark.parametrize('activation', ['sigmoid', 'abs', None])
 def test_spatial_attention_reference(activation):
-    sa = randomise(SpatialAttention(4, 1, activation=activation))
+    sa = randomise(SpatialAttention(4, 1, activation=activation), std=0.3)
     x = torch.randn(2, 4, 7, 5)
-    logits = naive_spatial(x, sa)
+    logits = naive_spatial(x, sa, logits=True).float()
     expected = {'sigmoid': logits.sigmoid(), 'abs': logits.abs(), 'relu': logits.clamp_min(0),
                 None: logits}[activation]
     assert_close(sa(x), expected)
@@ -76,9 +39,9 @@ def test_spatial_attention_bad_sizes(kwargs, match):
 
 
 def test_channel_attention_reference_and_errors():
-    ca = randomise(ChannelAttention(32, reduction=16), seed=1)
+    ca = randomise(ChannelAttention(32, reduction=16), seed=1, std=0.3)
     x = torch.randn(3, 32, 5, 4)
-    assert_close(ca(x), naive_channel(x, ca))
+    assert_close(ca(x), naive_channel(x, ca).float())
     assert ca(x).shape == (3, 32, 1, 1)
     with pytest.raises(ValueError, match=r'ChannelAttention: reduction .*\(8\), got 16'):
         ChannelAttention(8, reduction=16)
@@ -99,10 +62,10 @@ def test_channel_attention_bad_sizes(kwargs, match):
 
 
 def test_bi_afa_reference():
-    afa = randomise(BiAFA(16, reduction=4), seed=2)
+    afa = randomise(BiAFA(16, reduction=4), seed=2, std=0.3)
     x, y = torch.randn(2, 16, 5, 6), torch.randn(2, 16, 5, 6)
-    s = naive_spatial(x, afa.sa).sigmoid()
-    c = naive_channel(y, afa.ca)
+    s = naive_spatial(x, afa.sa, logits=True).float().sigmoid()
+    c = naive_channel(y, afa.ca).float()
     ref = torch.empty_like(x)
     for ch in range(16):
         ref[:, ch] = (s[:, 0] * (1 - c[:, ch]) * x[:, ch]
@@ -119,10 +82,10 @@ def test_bi_afa_half_attention_is_quarter_sum():
 
 
 def test_multi_afa_reference_and_single_input():
-    afa = randomise(MultiAFA(16, reduction=4), seed=3)
+    afa = randomise(MultiAFA(16, reduction=4), seed=3, std=0.3)
     feats = [torch.randn(2, 16, 4, 5) for _ in range(3)]
-    s = [naive_spatial(f, afa.sa).sigmoid() for f in feats]
-    c = [naive_channel(f, afa.ca) for f in feats]
+    s = [naive_spatial(f, afa.sa, logits=True).float().sigmoid() for f in feats]
+    c = [naive_channel(f, afa.ca).float() for f in feats]
     ref = 0
     for k in range(3):
         w = s[k] * c[k]

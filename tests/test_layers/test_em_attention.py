@@ -3,33 +3,7 @@ import torch
 
 from mmseg_fusion.layers import EMAttention, em_iterations
 from mmseg_fusion.layers.em_attention import check_em_arguments, l2_normalize_bases
-
-
-def naive_em(feats: torch.Tensor, bases: torch.Tensor, num_stages: int, official: bool):
-    """EM written from the equations, one sample, one basis and one position at a time."""
-    n, c, length = feats.shape
-    k = bases.shape[-1]
-    eps = 1e-6 if official else 1e-12
-    out_bases, out_resp = [], []
-    for i in range(n):
-        x = feats[i].double()
-        mu = bases[0].double().clone()
-        for _ in range(num_stages):
-            z = torch.zeros(length, k, dtype=torch.double)
-            for p in range(length):
-                logits = torch.stack([x[:, p] @ mu[:, j] for j in range(k)])
-                z[p] = torch.exp(logits - logits.max()) / torch.exp(logits - logits.max()).sum()
-            new_mu = torch.zeros(c, k, dtype=torch.double)
-            for j in range(k):
-                col = z[:, j]
-                weights = col / (eps + col.sum()) if official else col / max(col.sum(), eps)
-                v = (x * weights).sum(dim=1)
-                norm = v.norm()
-                new_mu[:, j] = v / (eps + norm) if official else v / max(norm, eps)
-            mu = new_mu
-        out_bases.append(mu)
-        out_resp.append(z)
-    return torch.stack(out_bases).float(), torch.stack(out_resp).float()
+from mmseg_fusion.testing import naive_em
 
 
 @pytest.mark.parametrize('official', [False, True])
@@ -39,7 +13,7 @@ def test_em_iterations_match_naive_reference(official, num_stages):
     feats = torch.randn(2, 5, 7 * 3)
     bases = l2_normalize_bases(torch.randn(1, 5, 4))
     got_bases, got_resp = em_iterations(feats, bases, num_stages, official=official)
-    ref_bases, ref_resp = naive_em(feats, bases, num_stages, official)
+    ref_bases, ref_resp = (t.float() for t in naive_em(feats, bases, num_stages, official))
     assert got_bases.shape == (2, 5, 4)
     assert got_resp.shape == (2, 21, 4)
     torch.testing.assert_close(got_bases, ref_bases, rtol=1e-5, atol=1e-6)

@@ -4,45 +4,13 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 from mmseg_fusion.layers import AFF, IAFF, MSCAM
-
-
-def randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random weights and BN statistics, eval mode (BN uses running statistics)."""
-    g = torch.Generator().manual_seed(seed)
-    for p in module.parameters():
-        p.data = torch.randn(p.shape, generator=g) * 0.5
-    for m in module.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean = torch.randn(m.num_features, generator=g) * 0.1
-            m.running_var = torch.rand(m.num_features, generator=g) + 0.5
-    return module.eval()
-
-
-def naive_pw(x, conv_module, act):
-    """1x1 conv + eval BN (+ ReLU), pixel by pixel, from the raw parameters."""
-    conv, bn = conv_module.conv, conv_module.bn
-    w, b = conv.weight[:, :, 0, 0], conv.bias
-    n, _, h, wd = x.shape
-    out = torch.empty(n, w.shape[0], h, wd)
-    for i in range(h):
-        for j in range(wd):
-            z = x[:, :, i, j] @ w.t() + b
-            z = (z - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
-            out[:, :, i, j] = z.clamp_min(0) if act else z
-    return out
-
-
-def naive_attention(x, mscam):
-    def branch(t, seq):
-        return naive_pw(naive_pw(t, seq[0], True), seq[1], False)
-    gap = x.mean(dim=(2, 3), keepdim=True)
-    return torch.sigmoid(branch(x, mscam.local_att) + branch(gap, mscam.global_att))
+from mmseg_fusion.testing import naive_conv_module, naive_mscam, randomise
 
 
 def test_mscam_matches_equations():
     m = randomise(MSCAM(8, reduction=4))
     x = torch.randn(2, 8, 5, 7)
-    weights = naive_attention(x, m)
+    weights = naive_mscam(x, m).float()
     assert_close(m.attention(x), weights)
     assert_close(m(x), x * weights)
     assert m.local_att[0].conv.bias is not None  # the official 1x1 convs keep their bias
@@ -51,7 +19,7 @@ def test_mscam_matches_equations():
 def test_aff_matches_equations_and_factor():
     aff = randomise(AFF(8, reduction=2), seed=1)
     x, y = torch.randn(2, 8, 6, 5), torch.randn(2, 8, 6, 5)
-    m = naive_attention(x + y, aff.att)
+    m = naive_mscam(x + y, aff.att).float()
     assert aff.scale == 2.0
     assert_close(aff(x, y), 2 * x * m + 2 * y * (1 - m))
     aff.scale = 1.0
@@ -64,17 +32,17 @@ def test_aff_matches_equations_and_factor():
 def test_iaff_matches_equations_and_uses_second_global_branch():
     iaff = randomise(IAFF(8, reduction=4), seed=2)
     x, y = torch.randn(2, 8, 5, 3), torch.randn(2, 8, 5, 3)
-    w1 = naive_attention(x + y, iaff.att1)
+    w1 = naive_mscam(x + y, iaff.att1).float()
     xi = x * w1 + y * (1 - w1)
-    w2 = naive_attention(xi, iaff.att2)
+    w2 = naive_mscam(xi, iaff.att2).float()
     ref = x * w2 + y * (1 - w2)
     assert_close(iaff(x, y), ref)
     # the PyTorch port's bug (first global branch in the second stage) gives another result
-    buggy = torch.sigmoid(naive_pw(naive_pw(xi, iaff.att2.local_att[0], True),
-                                   iaff.att2.local_att[1], False)
-                          + naive_pw(naive_pw(xi.mean((2, 3), keepdim=True),
-                                              iaff.att1.global_att[0], True),
-                                     iaff.att1.global_att[1], False))
+    buggy = torch.sigmoid(naive_conv_module(naive_conv_module(xi, iaff.att2.local_att[0]),
+                                            iaff.att2.local_att[1])
+                          + naive_conv_module(naive_conv_module(xi.mean((2, 3), keepdim=True),
+                                                                iaff.att1.global_att[0]),
+                                              iaff.att1.global_att[1])).float()
     assert not torch.allclose(iaff(x, y), x * buggy + y * (1 - buggy))
     assert_close(iaff(x, x), x)
 

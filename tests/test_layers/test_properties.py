@@ -4,10 +4,11 @@ Every property draws a batch size 1..3, small spatial sizes (one-pixel rows and 
 odd sizes such as 7x13 are pinned with ``@example``), the layer's hyper-parameters, a seed for
 random weights, BatchNorm statistics and inputs, and a precision mode. Layers run in eval mode
 (BatchNorm uses its running statistics). Checked: the exact output shape (from the
-docstrings), finiteness, agreement with a reference written from the equations (convolutions
-as sums of shifted per-pixel products, BatchNorm from its formula, attention from its
-softmaxes), the layer's invariants, and the eval-mode invariants: two calls give the same bits
-and every sample's output does not depend on the rest of the batch.
+docstrings), finiteness, agreement with a reference written from the equations
+(:mod:`mmseg_fusion.testing`: convolutions as sums of shifted per-pixel products, BatchNorm
+from its formula, attention from its softmaxes), the layer's invariants, and the eval-mode
+invariants: two calls give the same bits and every sample's output does not depend on the rest
+of the batch.
 
 Precision modes and tolerances (``rtol`` = ``atol`` unless said otherwise):
 
@@ -29,8 +30,6 @@ from typing import Callable, List, Optional, Sequence
 
 import pytest
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from torch.testing import assert_close
@@ -47,6 +46,18 @@ from mmseg_fusion.layers import (
     MultiAFA,
     SpatialAttention,
     em_iterations,
+)
+from mmseg_fusion.testing import (
+    LAYOUTS,
+    dense_criss_cross,
+    naive_channel,
+    naive_conv2d,
+    naive_conv_module,
+    naive_em,
+    naive_mscam,
+    naive_spatial,
+    randomise,
+    with_layout,
 )
 
 FAST = settings(max_examples=30, deadline=None, derandomize=True, database=None,
@@ -70,24 +81,15 @@ MODE = st.sampled_from(['float64', 'float32', 'bfloat16'])
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 
-def randomise(module: nn.Module, seed: int, mode: str) -> nn.Module:
-    """Random weights (std 0.5) and BatchNorm statistics, eval mode, float64 in mode float64."""
-    gen = torch.Generator().manual_seed(seed)
-    module = module.double() if mode == 'float64' else module.float()
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * 0.5)
-        for m in module.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-    return module.eval()
+def dtype_of(mode: str) -> torch.dtype:
+    """Dtype of the weights and inputs in ``mode`` (float32 for bfloat16 autocast)."""
+    return torch.float64 if mode == 'float64' else torch.float32
 
 
 def inputs(seed: int, mode: str, *shapes: Sequence[int]) -> List[torch.Tensor]:
     """Normal inputs of ``shapes`` in the mode's dtype (float32 for bfloat16 autocast)."""
     gen = torch.Generator().manual_seed(seed + 1)
-    dtype = torch.float64 if mode == 'float64' else torch.float32
+    dtype = dtype_of(mode)
     return [torch.randn(tuple(s), generator=gen, dtype=torch.float64).to(dtype) for s in shapes]
 
 
@@ -97,20 +99,6 @@ def run(layer: Callable, mode: str, *args) -> torch.Tensor:
            else contextlib.nullcontext())
     with ctx, torch.no_grad():
         return layer(*args)
-
-
-LAYOUTS = ('contiguous', 'channels_last', 'strided', 'transposed')
-
-
-def with_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
-    """The same (N, C, H, W) values in another memory layout."""
-    if layout == 'channels_last':
-        return t.contiguous(memory_format=torch.channels_last)
-    if layout == 'strided':  # every other channel of a bigger tensor
-        return t.repeat_interleave(2, dim=1)[:, ::2]
-    if layout == 'transposed':  # W-major: the strides of H and W swapped
-        return t.transpose(2, 3).contiguous().transpose(2, 3)
-    return t
 
 
 def check_layer(layer: Callable, args: Sequence, mode: str, shape: Sequence[int],
@@ -142,109 +130,6 @@ def check_layer(layer: Callable, args: Sequence, mode: str, shape: Sequence[int]
     return out
 
 
-# ------------------------------------------------------------------------- naive references
-def conv(x: torch.Tensor, weight: torch.Tensor,
-         bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Zero-padded stride-1 convolution with an odd kernel, as a sum of shifted per-pixel
-    products ``out[o] += W[o, c, dy, dx] x[c, y + dy - r, x + dx - r]``."""
-    x, weight = x.double(), weight.double()
-    k = weight.shape[-1]
-    r = k // 2
-    h, w = x.shape[-2:]
-    padded = F.pad(x, (r, r, r, r))
-    out = sum(torch.einsum('nchw,oc->nohw', padded[:, :, dy:dy + h, dx:dx + w],
-                           weight[:, :, dy, dx]) for dy in range(k) for dx in range(k))
-    return out if bias is None else out + bias.double().view(1, -1, 1, 1)
-
-
-def batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
-    """Eval BatchNorm: ``(x - mean) / sqrt(var + eps) * weight + bias``."""
-    mean, var, weight, bias = (t.double().view(1, -1, 1, 1) for t in
-                               (bn.running_mean, bn.running_var, bn.weight, bn.bias))
-    return (x - mean) / torch.sqrt(var + bn.eps) * weight + bias
-
-
-def conv_module(x: torch.Tensor, m: nn.Module) -> torch.Tensor:
-    """mmcv ``ConvModule`` (conv, optional BN, optional ReLU) from its parameters."""
-    out = conv(x, m.conv.weight, m.conv.bias)
-    if m.with_norm:
-        out = batch_norm(out, m.norm)
-    if m.with_activation:
-        assert isinstance(m.activate, nn.ReLU)
-        out = out.clamp_min(0)
-    return out
-
-
-def naive_spatial(x: torch.Tensor, sa: SpatialAttention) -> torch.Tensor:
-    """Two conv-BN-ReLU, a 1x1 conv, then the activation."""
-    logits = conv(conv_module(conv_module(x, sa.conv), sa.conv_inner), sa.final.weight)
-    return {'sigmoid': torch.sigmoid, 'abs': torch.abs, 'relu': lambda t: t.clamp_min(0),
-            None: lambda t: t}[sa.activation](logits)
-
-
-def naive_channel(x: torch.Tensor, ca: ChannelAttention) -> torch.Tensor:
-    """``sigmoid(mlp(avg) + mlp(max))`` per sample, the pooled vectors by hand."""
-    x = x.double()
-    w1, w2 = ca.conv1.conv.weight[:, :, 0, 0].double(), ca.conv2.weight[:, :, 0, 0].double()
-    bn = ca.conv1.bn
-    out = torch.empty(x.shape[0], w2.shape[0], 1, 1, dtype=torch.float64)
-    for n in range(x.shape[0]):
-        total = 0
-        for pooled in (x[n].flatten(1).mean(1), x[n].flatten(1).max(1).values):
-            z = batch_norm((w1 @ pooled).view(1, -1, 1, 1), bn).flatten()
-            total = total + w2 @ z.clamp_min(0)
-        out[n, :, 0, 0] = torch.sigmoid(total)
-    return out
-
-
-def naive_mscam(x: torch.Tensor, m: MSCAM) -> torch.Tensor:
-    """``M(X) = sigmoid(L(X) + G(GAP(X)))`` with both branches from their parameters."""
-    x = x.double()
-    local = conv_module(conv_module(x, m.local_att[0]), m.local_att[1])
-    pooled = x.mean(dim=(2, 3), keepdim=True)
-    glob = conv_module(conv_module(pooled, m.global_att[0]), m.global_att[1])
-    return torch.sigmoid(local + glob)
-
-
-def dense_criss_cross(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Criss-cross attention as full attention over H*W keys masked to the pixel's row and
-    column (a set: the pixel itself counted once)."""
-    n, c, h, w = v.shape
-    rows, cols = torch.arange(h).repeat_interleave(w), torch.arange(w).repeat(h)
-    # (H*W, H*W): key i is in the criss-cross of query u
-    same = (rows[:, None] == rows[None]) | (cols[:, None] == cols[None])
-    energy = torch.einsum('ncu,nci->nui', q.flatten(2), k.flatten(2))
-    attn = energy.masked_fill(~same, float('-inf')).softmax(dim=-1)
-    return torch.einsum('nui,nci->ncu', attn, v.flatten(2)).view(n, c, h, w)
-
-
-def naive_em(feats: torch.Tensor, bases: torch.Tensor, num_stages: int,
-             official: bool) -> tuple:
-    """EM from the equations, one sample and one basis at a time, float64.
-
-    Returns the final bases (N, C, K) and responsibilities (N, L, K).
-    """
-    eps = 1e-6 if official else 1e-12
-    out_bases, out_resp = [], []
-    for i in range(feats.shape[0]):
-        x = feats[i].double()
-        mu = bases[min(i, bases.shape[0] - 1)].double()
-        for _ in range(num_stages):
-            logits = x.t() @ mu  # (L, K)
-            z = torch.exp(logits - logits.amax(1, keepdim=True))
-            z = z / z.sum(1, keepdim=True)
-            cols = []
-            for j in range(mu.shape[1]):
-                weight = (z[:, j] / (eps + z[:, j].sum()) if official
-                          else z[:, j] / max(z[:, j].sum(), eps))
-                col = x @ weight
-                cols.append(col / (eps + col.norm()) if official else col / max(col.norm(), eps))
-            mu = torch.stack(cols, dim=1)
-        out_bases.append(mu)
-        out_resp.append(z)
-    return torch.stack(out_bases), torch.stack(out_resp)
-
-
 # --------------------------------------------------------------------------------------- AFA
 SPATIAL = dict(n=BATCH, c=CHANNELS, mid=CHANNELS, out=st.integers(1, 2), h=DIM, w=DIM,
                kernel=st.sampled_from([1, 3]),
@@ -262,7 +147,7 @@ def test_spatial_attention(n: int, c: int, mid: int, out: int, h: int, w: int, k
                            activation: Optional[str], seed: int, mode: str) -> None:
     """(N, out_channels, H, W) map = conv-BN-ReLU x2, 1x1 conv, activation; sigmoid maps in
     [0, 1], abs and relu maps >= 0."""
-    sa = randomise(SpatialAttention(c, out, mid, activation, kernel), seed, mode)
+    sa = randomise(SpatialAttention(c, out, mid, activation, kernel), seed, dtype_of(mode))
     (x, ) = inputs(seed, mode, (n, c, h, w))
     att = check_layer(sa, [x], mode, (n, out, h, w), lambda: naive_spatial(x, sa))
     if activation == 'sigmoid':
@@ -284,7 +169,7 @@ def test_channel_attention(n: int, c: int, out: int, reduction: int, h: int, w: 
     """(N, out_channels, 1, 1) weights in [0, 1] = sigmoid of the shared MLP on the average-
     and max-pooled features (pooled by hand, per sample)."""
     reduction = min(reduction, out)  # the hidden layer has out_channels // reduction >= 1
-    ca = randomise(ChannelAttention(c, out, reduction), seed, mode)
+    ca = randomise(ChannelAttention(c, out, reduction), seed, dtype_of(mode))
     (x, ) = inputs(seed, mode, (n, c, h, w))
     att = check_layer(ca, [x], mode, (n, out, 1, 1), lambda: naive_channel(x, ca))
     assert ((att >= 0) & (att <= 1)).all()
@@ -304,8 +189,8 @@ def test_bi_and_multi_afa(n: int, c: int, reduction: int, k: int, h: int, w: int
     bounded by ``max(|x|, |y|)``. MultiAFA over K inputs: ``sum_k S_k C_k F_k`` with the
     progressive products written out, bounded by ``max_k |F_k|``."""
     reduction = min(reduction, c)
-    bi = randomise(BiAFA(c, reduction), seed, mode)
-    multi = randomise(MultiAFA(c, reduction), seed + 1, mode)
+    bi = randomise(BiAFA(c, reduction), seed, dtype_of(mode))
+    multi = randomise(MultiAFA(c, reduction), seed + 1, dtype_of(mode))
     x, y, *feats = inputs(seed, mode, *[(n, c, h, w)] * (2 + k))
 
     def bi_reference() -> torch.Tensor:
@@ -350,9 +235,9 @@ def test_mscam_aff_iaff(n: int, reduction: int, hidden: int, h: int, w: int, sca
     between X and Y; AFF(X, X) = scale X. iAFF: the two-stage formula; between X and Y;
     iAFF(X, X) = X."""
     c = reduction * hidden
-    mscam = randomise(MSCAM(c, reduction), seed, mode)
-    aff = randomise(AFF(c, reduction, scale), seed + 1, mode)
-    iaff = randomise(IAFF(c, reduction), seed + 2, mode)
+    mscam = randomise(MSCAM(c, reduction), seed, dtype_of(mode))
+    aff = randomise(AFF(c, reduction, scale), seed + 1, dtype_of(mode))
+    iaff = randomise(IAFF(c, reduction), seed + 2, dtype_of(mode))
     x, y = inputs(seed, mode, (n, c, h, w), (n, c, h, w))
     x64, y64 = x.double(), y.double()
     att = check_layer(mscam.attention, [x], mode, (n, c, h, w), lambda: naive_mscam(x, mscam))
@@ -398,7 +283,7 @@ def test_criss_cross_attention(n: int, c: int, h: int, w: int, gamma: float, lay
     ``x + gamma * CCA(W_v x + b_v)`` with CCA a full attention masked to the pixel's row and
     column (the value projection applied before the aggregation, as in mmcv); ``gamma = 0`` is
     the identity."""
-    layer = randomise(CrissCrossAttention(c), seed, mode)
+    layer = randomise(CrissCrossAttention(c), seed, dtype_of(mode))
     layer.gamma.scale.data.fill_(gamma)
     # energies of order 1 (std 0.5 weights give up to ~20, where the bfloat16 rounding of the
     # autocast projections alone moves the softmax by several percent)
@@ -408,9 +293,9 @@ def test_criss_cross_attention(n: int, c: int, h: int, w: int, gamma: float, lay
     x = with_layout(x, layout)
 
     def reference() -> torch.Tensor:
-        q = conv(x, layer.query_conv.weight, layer.query_conv.bias)
-        k = conv(x, layer.key_conv.weight, layer.key_conv.bias)
-        v = conv(x, layer.value_conv.weight, layer.value_conv.bias)
+        q = naive_conv2d(x, layer.query_conv.weight, layer.query_conv.bias)
+        k = naive_conv2d(x, layer.key_conv.weight, layer.key_conv.bias)
+        v = naive_conv2d(x, layer.value_conv.weight, layer.value_conv.bias)
         return x.double() + gamma * dense_criss_cross(q, k, v)
 
     out = check_layer(layer, [x], mode, (n, c, h, w), reference)
@@ -434,19 +319,19 @@ def test_double_attention(n: int, c: int, m: int, k: int, h: int, w: int, residu
     """Output of the input's shape = ``[X +] expand(A softmax_L(B)^T softmax_n(V))`` with the
     1x1 convs and both softmaxes written out."""
     norm_cfg = dict(type='BN') if norm else None
-    block = randomise(DoubleAttention(c, m, k, residual, norm_cfg=norm_cfg), seed, mode)
+    block = randomise(DoubleAttention(c, m, k, residual, norm_cfg=norm_cfg), seed, dtype_of(mode))
     (x, ) = inputs(seed, mode, (n, c, h, w))
 
     def reference() -> torch.Tensor:
-        a = conv(x, block.conv_a.weight, block.conv_a.bias).flatten(2)
-        b = conv(x, block.conv_b.weight, block.conv_b.bias).flatten(2)
-        v = conv(x, block.conv_v.weight, block.conv_v.bias).flatten(2)
+        a = naive_conv2d(x, block.conv_a.weight, block.conv_a.bias).flatten(2)
+        b = naive_conv2d(x, block.conv_b.weight, block.conv_b.bias).flatten(2)
+        v = naive_conv2d(x, block.conv_v.weight, block.conv_v.bias).flatten(2)
         gather = torch.exp(b) / torch.exp(b).sum(dim=2, keepdim=True)  # over positions
         distribute = torch.exp(v) / torch.exp(v).sum(dim=1, keepdim=True)  # over the maps
         # (N, m, n) descriptors, then (N, m, L)
         z = torch.einsum('nml,nkl->nmk', a, gather)
         z = torch.einsum('nmk,nkl->nml', z, distribute).view(n, m, h, w)
-        out = conv_module(z, block.expand)
+        out = naive_conv_module(z, block.expand)
         return x.double() + out if residual else out
 
     check_layer(block, [x], mode, (n, c, h, w), reference)

@@ -4,7 +4,7 @@ Usage: ``python tools/dataset_converters/synthetic_scales.py data/synthetic_scal
 [--num-train 400] [--num-val 100] [--image-size 128] [--min-size 6] [--max-objects 8]
 [--style wide] [--seed 0] [--overwrite]``
 
-The defaults make the demo's data: data set ``a`` of ``tools/analysis/scale_fusion_benchmark.py``
+The defaults make the demo's data: data set ``a`` of ``benchmarks/scale_fusion_benchmark.py``
 (the ``'wide'`` style: objects of 6 px up to 1.25 times the image).
 """
 import argparse

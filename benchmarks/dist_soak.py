@@ -6,7 +6,7 @@ through ``torchrun``. A round fails when a command exits non-zero (e.g. a rank a
 with ``terminate called without an active exception``, SIGABRT) or times out; every failure
 is printed with the tail of its output, and the summary gives the counts.
 
-    python tools/analysis/dist_soak.py [--rounds 20] [--load 2] [--iters 4] [--work-dir DIR]
+    python benchmarks/dist_soak.py [--rounds 20] [--load 2] [--iters 4] [--work-dir DIR]
 
 ``--load K`` runs K busy processes (pure Python loops) alongside, as a loaded CI machine has.
 The exit status is 1 when any run failed.
@@ -23,7 +23,7 @@ import tempfile
 import time
 from typing import List, Optional, Tuple
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = osp.join(ROOT, 'configs', 'synthetic', 'fcn_r18-d8_1xb8-600_synthetic-128x128.py')
 
 
@@ -44,44 +44,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error(f'--rounds and --iters must be >= 1 and --load >= 0, got '
                      f'{args.rounds}, {args.iters}, {args.load}')
     return args
-
-
-def tiny_options(data_root: str, iters: int = 4, ckpt_interval: Optional[int] = None,
-                 crop: int = 64) -> List[str]:
-    """``--cfg-options`` shrinking a synthetic-data config to a few CPU iterations.
-
-    Also the test suite's ``tiny_options`` fixture (``tests/conftest.py``).
-
-    Args:
-        data_root (str): The synthetic data set.
-        iters (int): Training iterations (validation after the last). Defaults to 4.
-        ckpt_interval (int, optional): Checkpoint interval. Defaults to None (= ``iters``).
-        crop (int): Crop and input size. Defaults to 64.
-
-    Returns:
-        list[str]: ``key=value`` options.
-    """
-    opts = [
-        f'train_dataloader.dataset.data_root={data_root}',
-        f'val_dataloader.dataset.data_root={data_root}',
-        f'test_dataloader.dataset.data_root={data_root}',
-        'train_dataloader.batch_size=2',
-        f'train_cfg.max_iters={iters}',
-        f'train_cfg.val_interval={iters}',
-        f'default_hooks.checkpoint.interval={ckpt_interval or iters}',
-        'default_hooks.logger.interval=1',
-        f'param_scheduler.0.end={iters}',
-        f'model.data_preprocessor.size=({crop},{crop})',
-        # the synthetic base pipelines: [load, load_ann, RandomResize, RandomCrop, ...]
-        f'train_dataloader.dataset.pipeline.2.scale=({crop},{crop})',
-        f'train_dataloader.dataset.pipeline.3.crop_size=({crop},{crop})',
-        f'val_dataloader.dataset.pipeline.1.scale=({crop},{crop})',
-        f'test_dataloader.dataset.pipeline.1.scale=({crop},{crop})',
-        'randomness.seed=0',
-    ]
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        opts += [f'{loader}.num_workers=0', f'{loader}.persistent_workers=False']
-    return opts
 
 
 def free_port() -> int:
@@ -119,6 +81,7 @@ def report(round_: int, what: str, rc: int, out: str, tail: int) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     from mmseg_fusion.datasets import generate_dataset
+    from mmseg_fusion.testing import tiny_options
 
     own_tmp = args.work_dir is None
     work = tempfile.mkdtemp(prefix='dist_soak_') if own_tmp else args.work_dir

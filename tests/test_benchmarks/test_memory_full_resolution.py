@@ -7,7 +7,7 @@ import os.path as osp
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SCRIPT = osp.join(ROOT, 'tools', 'analysis', 'memory_full_resolution.py')
+SCRIPT = osp.join(ROOT, 'benchmarks', 'memory_full_resolution.py')
 
 
 def load_script():

@@ -16,7 +16,7 @@ runs after one warm-up (round-robin over the variants), all in the same process,
 
 Example::
 
-    python tools/analysis/neck_complexity.py --depth 18 --shape 512 1024 --repeat 3
+    python benchmarks/neck_complexity.py --depth 18 --shape 512 1024 --repeat 3
 """
 import argparse
 import statistics

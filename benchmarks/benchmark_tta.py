@@ -1,6 +1,6 @@
 """Compare SSRTTAModel with mmseg's SegTTAModel on the same test-time views (time, peak memory).
 
-    python tools/analysis/benchmark_tta.py [--height 512 --width 1024 --classes 19
+    python benchmarks/benchmark_tta.py [--height 512 --width 1024 --classes 19
                                             --scales 0.5 1.0 1.5 --repeat 3]
 
 Both wrap the same small ``SSREncoderDecoder`` (ResNetV1c-18 at 1/8 width, random weights) and

@@ -1,6 +1,6 @@
 """Peak CPU memory and wall time of full-resolution inference (one Cityscapes image, 1024x2048).
 
-    python tools/analysis/memory_full_resolution.py [--configs ccnet ssr ...]
+    python benchmarks/memory_full_resolution.py [--configs ccnet ssr ...]
         [--scales 1.0 0.5,1.0 0.5,1.0,1.5 0.5,1.0,1.5,2.0] [--backbone-depth 18]
         [--threads 2] [--slide CH CW SH SW] [--no-naive] [--json OUT.json] [--quick]
         [--jobs 1]
@@ -77,7 +77,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence, Tuple
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MIB = 1024 ** 2
 
 #: Cityscapes configs by short name: one per head / neck / segmentor type (the R101 variants

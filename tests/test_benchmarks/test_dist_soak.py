@@ -1,12 +1,12 @@
-"""tools/analysis/dist_soak.py: rounds of 2-process train + test, every failure reported."""
+"""benchmarks/dist_soak.py: rounds of 2-process train + test, every failure reported."""
 import os
 
 import pytest
 
 
-def test_soak_reports_every_failure_with_its_output(analysis_tool, tmp_path, monkeypatch,
+def test_soak_reports_every_failure_with_its_output(benchmark_script, tmp_path, monkeypatch,
                                                     capsys):
-    soak = analysis_tool('dist_soak')
+    soak = benchmark_script('dist_soak')
     calls = []
 
     def fake_run(cmd, timeout):
@@ -31,8 +31,8 @@ def test_soak_reports_every_failure_with_its_output(analysis_tool, tmp_path, mon
     assert '[3/3] train rc=0' in out
 
 
-def test_soak_all_green_and_bad_arguments(analysis_tool, tmp_path, monkeypatch, capsys):
-    soak = analysis_tool('dist_soak')
+def test_soak_all_green_and_bad_arguments(benchmark_script, tmp_path, monkeypatch, capsys):
+    soak = benchmark_script('dist_soak')
     monkeypatch.setattr(soak, 'run', lambda cmd, timeout: (0, '', 0.0))
     assert soak.main(['--rounds', '1', '--load', '0', '--work-dir', str(tmp_path)]) == 0
     assert 'test skipped (no checkpoint)' in capsys.readouterr().out

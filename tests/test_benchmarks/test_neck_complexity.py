@@ -5,8 +5,8 @@ import pytest
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-SCRIPT = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
-                  'analysis', 'neck_complexity.py')
+SCRIPT = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'benchmarks',
+                  'neck_complexity.py')
 
 
 def load_script():

@@ -1,6 +1,6 @@
 """Seeded benchmark of CCNet's 3D criss-cross head (RCCA3DHead) against the 2D RCCAHead on clips.
 
-    python tools/analysis/video_attention_benchmark.py [--seeds 0 1 2] [--jobs 2] [--iters 1000]
+    python benchmarks/video_attention_benchmark.py [--seeds 0 1 2] [--jobs 2] [--iters 1000]
         [--out work_dirs/video_attention_benchmark]
 
 Both heads are built from their configs (``configs/ccnet/ccnet{,3d}_r18-d8_1xb8-1k_synthetic-
@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = {
     '2d': 'configs/ccnet/ccnet_r18-d8_1xb8-1k_synthetic-video-64x64.py',
     '3d': 'configs/ccnet/ccnet3d_r18-d8_1xb8-1k_synthetic-video-64x64.py',

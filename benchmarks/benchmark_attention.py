@@ -34,10 +34,10 @@ Method:
 
 Usage::
 
-    python tools/analysis/benchmark_attention.py                 # part 1, CPU (+ GPU if any)
-    python tools/analysis/benchmark_attention.py --scaling       # parts 1 and 2
-    python tools/analysis/benchmark_attention.py --scaling-only --sizes 33 65 97
-    python tools/analysis/benchmark_attention.py --video-only --clip-length 4
+    python benchmarks/benchmark_attention.py                 # part 1, CPU (+ GPU if any)
+    python benchmarks/benchmark_attention.py --scaling       # parts 1 and 2
+    python benchmarks/benchmark_attention.py --scaling-only --sizes 33 65 97
+    python benchmarks/benchmark_attention.py --video-only --clip-length 4
 
 Exits with status 1 when outputs of compared implementations differ by more than ``--tol``
 (relative to the output's largest magnitude).

@@ -1,10 +1,10 @@
-"""tools/analysis/video_attention_benchmark.py: one tiny run per head, the seed table."""
+"""benchmarks/video_attention_benchmark.py: one tiny run per head, the seed table."""
 import pytest
 
 
 @pytest.fixture(scope='module')
-def bench(analysis_tool):
-    return analysis_tool('video_attention_benchmark')
+def bench(benchmark_script):
+    return benchmark_script('video_attention_benchmark')
 
 
 def test_frames_are_the_generated_dataset(bench, monkeypatch, tmp_path):

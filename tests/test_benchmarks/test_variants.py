@@ -1,0 +1,132 @@
+"""benchmarks/variants.py: the ablation-only options, moved out of the product classes.
+
+The assertions are those the product tests made of the options when they lived in
+``AFANeck(normalize=, node_conv=)`` and ``SSREncoderDecoder(fuse_log_probs=,
+density_features=)``.
+"""
+import copy
+
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from torch.testing import assert_close
+
+import mmseg_fusion  # noqa: F401
+from mmseg_fusion.functional import fuse_scales
+
+NORM = dict(type='BN', requires_grad=True)
+SSR = dict(
+    type='SSREncoderDecoder',
+    data_preprocessor=dict(type='SegDataPreProcessor', mean=[0., 0., 0.], std=[1., 1., 1.]),
+    backbone=dict(type='ResNetV1c', depth=18, stem_channels=8, base_channels=8,
+                  out_indices=(0, 1, 2, 3), dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1),
+                  norm_cfg=NORM),
+    decode_head=dict(type='FCNHead', in_channels=64, in_index=3, channels=8, num_convs=1,
+                     num_classes=3, norm_cfg=NORM, dropout_ratio=0.0,
+                     loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+    test_cfg=dict(mode='whole', scales=(0.5, 1.0, 1.5)),
+    train_scales=(0.5, 1.0),
+    fusion=dict(type='SSRScaleFusion', terminal=False),
+)
+
+
+@pytest.fixture(scope='module')
+def variants(benchmark_script):
+    return benchmark_script('variants')
+
+
+def build(**overrides):
+    init_default_scope('mmseg')
+    cfg = copy.deepcopy(SSR)
+    cfg.update(overrides)
+    return MODELS.build(cfg)
+
+
+def samples(n, h, w):
+    out = []
+    for _ in range(n):
+        s = SegDataSample(metainfo=dict(ori_shape=(h, w), img_shape=(h, w), pad_shape=(h, w)))
+        s.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, h, w)))
+        out.append(s)
+    return out
+
+
+def level_inputs(channels, batch=2, h=23, w=29):
+    torch.manual_seed(0)
+    feats = []
+    for c in channels:
+        feats.append(torch.randn(batch, c, h, w))
+        h, w = (h + 1) // 2, (w + 1) // 2
+    return feats
+
+
+def test_normalized_and_conv_afa_fusions(variants):
+    init_default_scope('mmseg')
+    x = level_inputs([4, 8, 8])
+    base = dict(type='AFANeck', in_channels=[4, 8, 8], reduction=2, fused_levels=2)
+    plain = MODELS.build(base).eval()
+    norm = MODELS.build(dict(base, fusion=dict(type='NormalizedAFAFusion'))).eval()
+    norm.load_state_dict(plain.state_dict())  # the same parameters
+    assert type(norm.final_fusion).__name__ == 'NormalizedMultiAFAFusion'
+    assert all(type(node.node_1).__name__ == 'NormalizedAFAFusion' for node in norm.ida_nodes)
+    with torch.no_grad():
+        assert not torch.allclose(norm(x)[0], plain(x)[0])
+    conv = MODELS.build(dict(base, fusion=dict(type='ConvAFAFusion')))
+    # a 3x3 conv after every AFA fusion: one per node input, and the final one
+    assert conv.ida_nodes[1].node_2.conv.conv.kernel_size == (3, 3)
+    assert conv.final_fusion.conv.conv.kernel_size == (3, 3)
+    outs = conv(x)
+    assert outs[0].shape == (2, 4, 23, 29)
+    sum(o.square().mean() for o in outs[:-1]).backward()
+    assert all(p.grad is not None for p in conv.parameters())
+    with torch.no_grad():
+        conv.eval()
+        # the same fusion as without the conv, then the conv
+        no_conv = MODELS.build(base).eval()
+        no_conv.load_state_dict(conv.state_dict(), strict=False)
+        lvl = conv.ida_nodes[0].node_1.conv(no_conv.ida_nodes[0].node_1(
+            x[1], torch.nn.functional.interpolate(x[2], size=x[1].shape[2:], mode='bilinear',
+                                                  align_corners=False)))
+        assert_close(conv(x)[2], lvl)
+
+
+def test_log_prob_fusion_fuses_the_log_softmax(variants):
+    torch.manual_seed(0)
+    model = build(fusion=dict(type='LogProbSSRScaleFusion', terminal=False),
+                  test_cfg=dict(mode='whole', scales=(0.5, 1.0))).eval()
+    inputs = torch.randn(1, 3, 24, 24)
+    with torch.no_grad():
+        fused = model.inference(inputs, [dict(ori_shape=(24, 24))])
+        per_scale = [model._scale_prediction(inputs, s) for s in (0.5, 1.0)]
+    size = per_scale[0][1].shape[-2:]
+    densities = [torch.nn.functional.interpolate(d, size=size, mode='bilinear',
+                                                 align_corners=False) for _, d in per_scale]
+    expected = fuse_scales([torch.log_softmax(p, 1) for p, _ in per_scale], densities, 'ssr',
+                           terminal=model.fusion.terminal)
+    assert_close(fused, expected)
+
+
+def test_backbone_density_sees_the_head_input(variants):
+    torch.manual_seed(0)
+    model = build(type='BackboneDensitySSREncoderDecoder').eval()
+    # the attention takes the backbone's last stage (the FCN head's input, 64 channels)
+    assert model.scale_attention.in_channels == 64
+    inputs = torch.randn(1, 3, 32, 40)
+    half = torch.nn.functional.interpolate(inputs, size=(16, 20), mode='bilinear',
+                                           align_corners=False)
+    with torch.no_grad():
+        density = model._decode(half, 0.5)[1]
+        feat = model.extract_feat(half)[3]
+        expected = model.scale_attention(torch.nn.functional.interpolate(
+            feat, size=(4, 6), mode='bilinear', align_corners=False))
+    assert_close(density, expected)
+    model.train()
+    losses = model.loss(torch.randn(2, 3, 24, 24), samples(2, 24, 24))
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert all(p.grad is not None for p in model.scale_attention.parameters())
+    with pytest.raises(ValueError, match=r"scale_attention.in_channels must equal the decode "
+                                         r"head's in_channels \(64, .*\), got 8"):
+        build(type='BackboneDensitySSREncoderDecoder', scale_attention=dict(in_channels=8))
