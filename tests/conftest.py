@@ -2,7 +2,7 @@
 
 Test files are collected with ``--import-mode=importlib`` and never import each other (the
 mmsegmentation wheel installs a top-level ``tests`` package); shared helpers live here as
-fixtures.
+fixtures, and the naive references in :mod:`mmseg_fusion.testing`.
 """
 import os
 import os.path as osp
