@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Distributed testing on one or several nodes with torchrun (CUDA: NCCL; CPU: gloo).
-#   bash tools/dist_train.sh CONFIG CHECKPOINT NPROC [test.py options...]
+#   bash tools/dist_test.sh CONFIG CHECKPOINT NPROC [test.py options...]
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR and PORT as in mmseg's script.
 set -euo pipefail
 CONFIG=$1

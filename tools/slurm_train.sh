@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Training on a Slurm cluster (one task per GPU, or per process on CPU nodes).
 #   GPUS=16 GPUS_PER_NODE=8 bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [train.py options]
-# On CPU-only nodes set GPUS to the number of processes and GPUS_PER_NODE to those per node:
-# the run uses gloo (see mmseg_fusion.engine.setup_distributed).
+#   NO_GPU=1 GPUS=4 GPUS_PER_NODE=2 bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [...]
+# On CPU-only nodes set NO_GPU=1 (no --gres=gpu request), GPUS to the number of processes and
+# GPUS_PER_NODE to those per node: the run uses gloo (see mmseg_fusion.engine.setup_distributed).
+# Also read: CPUS_PER_TASK (default 5), SRUN_ARGS, PYTHON.
 set -euo pipefail
 PARTITION=$1
 JOB_NAME=$2

@@ -38,6 +38,12 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000, by_epoch=False),
 ]
-train_dataloader = dict(batch_size=2, num_workers=4)
+# 8 GPUs x 1 image (the 8xb1 of the name), as in mmseg's SegFormer MiT-B0 Cityscapes config
+# and the official AFA configs, with SyncBN. iAFF's global branch normalises pooled
+# (N, C/r, 1, 1) tensors, so each normalisation needs 2 or more images: SyncBN over >= 2
+# processes gives them (tools/dist_train.sh; on CPU too, over gloo). A single-process run
+# turns SyncBN into BN (mmengine) and stops at batch 1 with 'Expected more than 1 value per
+# channel when training': there add --cfg-options train_dataloader.batch_size=2 (1x2).
+train_dataloader = dict(batch_size=1, num_workers=4)
 val_dataloader = dict(batch_size=1, num_workers=4)
 test_dataloader = val_dataloader

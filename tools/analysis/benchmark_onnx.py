@@ -1,20 +1,24 @@
-"""CPU latency of onnxruntime vs PyTorch for one config per model family (random weights).
+"""CPU latency of onnxruntime vs PyTorch for one or more configs (random weights).
 
-    python tools/analysis/benchmark_onnx.py [--shape 512 1024] [--threads 1] [--repeat 3]
-                                            [--families ccnet emanet ...]
+    python tools/analysis/benchmark_onnx.py CONFIG [CONFIG ...] [--shape 512 1024]
+        [--threads 1] [--repeat 3] [--scales 0.5 1.0] [--cfg-options KEY=VALUE ...]
+    python tools/analysis/benchmark_onnx.py --family ccnet ssr [...]   # or --family all
 
-Each family's config is built with random weights (:func:`build_export_model` with no
-checkpoint), exported at ``--shape`` (static graph, :func:`export_onnx`, into a temporary
-folder) and both runtimes get the same normalised random image (batch 1), each with
+Each config is built with random weights (:func:`build_export_model` with no checkpoint and
+``--cfg-options``), exported at ``--shape`` (static graph, :func:`export_onnx`, into a
+temporary folder) and both runtimes get the same normalised random image (batch 1), each with
 ``--threads`` intra-op threads. Latency is the median of ``--repeat`` runs after one warm-up
 run; ``ratio`` is PyTorch / onnxruntime (> 1: onnxruntime is faster). ``max |diff|`` is the
 largest logit difference (``max |logit|`` gives its scale) and ``agree`` the argmax agreement
-on that image. SSR configs fuse
-their ``test_cfg.scales`` (whole image); a family that fails to build, export or run prints its
-error in its row and the others go on. Rows are printed as they finish; the last lines are a
-Markdown table.
+on that image. SSR configs fuse ``--scales`` (default: their ``test_cfg.scales``; whole
+image). ``--family NAME`` is a shorthand for one config of this repository per model family
+(:data:`FAMILIES`, with the options that make the variant, e.g. ``afa-deconv``); ``all`` runs
+every family. A config that fails to build, export or run prints its error in its row and the
+others go on (exit code 1). Rows are printed as they finish; the last lines are a Markdown
+table.
 """
 import argparse
+import os
 import os.path as osp
 import statistics
 import sys
@@ -26,7 +30,7 @@ import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-#: name -> (config under configs/, --cfg-options): one config per family
+#: name -> (config under configs/, --cfg-options): one config per family (``--family``)
 FAMILIES: Dict[str, Tuple[str, dict]] = {
     'ccnet': ('ccnet/ccnet_r50-d8_4xb2-80k_cityscapes-512x1024.py', {}),
     'ccnet-official': ('ccnet/ccnet-official_r101-d8_4xb2-60k_cityscapes-769x769.py', {}),
@@ -45,17 +49,68 @@ FAMILIES: Dict[str, Tuple[str, dict]] = {
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='onnxruntime vs PyTorch CPU latency')
-    parser.add_argument('--shape', type=int, nargs=2, default=[512, 1024], metavar=('H', 'W'))
+    """Parse the command line; at least one CONFIG or ``--family`` is required.
+
+    Args:
+        argv (Sequence[str], optional): Arguments; ``sys.argv[1:]`` when None.
+            Defaults to None.
+
+    Returns:
+        argparse.Namespace: ``config``, ``family``, ``shape``, ``threads``, ``repeat``,
+        ``scales``, ``opset`` and ``cfg_options`` (a dict or None).
+    """
+    from mmengine.config import DictAction
+
+    parser = argparse.ArgumentParser(
+        description='onnxruntime vs PyTorch CPU latency of configs with random weights')
+    parser.add_argument('config', nargs='*', help='config files to benchmark')
+    parser.add_argument('--family', nargs='+', default=[], metavar='NAME',
+                        choices=list(FAMILIES) + ['all'],
+                        help='also benchmark the config of these model families of this '
+                             f'repository ({", ".join(FAMILIES)}; all: every one)')
+    parser.add_argument('--shape', type=int, nargs=2, default=[512, 1024], metavar=('H', 'W'),
+                        help='input size of the static graph (default 512 1024)')
     parser.add_argument('--threads', type=int, default=1,
                         help='intra-op threads of each runtime (default 1)')
-    parser.add_argument('--repeat', type=int, default=3, help='timed runs per runtime')
-    parser.add_argument('--families', nargs='+', default=list(FAMILIES),
-                        choices=list(FAMILIES), help='families to run (default: all)')
+    parser.add_argument('--repeat', type=int, default=3,
+                        help='timed runs per runtime after one warm-up run; the median is '
+                             'reported (default 3)')
     parser.add_argument('--scales', type=float, nargs='+', default=None,
-                        help='scales of the SSR families (default: their test_cfg.scales)')
-    parser.add_argument('--opset', type=int, default=17)
-    return parser.parse_args(argv)
+                        help='scales of SSR models (default: their test_cfg.scales)')
+    parser.add_argument('--opset', type=int, default=17, help='ONNX opset (default 17)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
+                        help='override settings of every config, e.g. '
+                             'model.decode_head.num_classes=19')
+    args = parser.parse_args(argv)
+    if not args.config and not args.family:
+        parser.error('give at least one CONFIG or --family NAME')
+    for config in args.config:
+        if not osp.isfile(config):
+            parser.error(f'config {config!r} does not exist')
+    if args.repeat < 1 or args.threads < 1:
+        parser.error('--repeat and --threads must be >= 1')
+    return args
+
+
+def resolve_targets(args: argparse.Namespace) -> List[Tuple[str, str, dict]]:
+    """``(name, config path, cfg options)`` of each CONFIG, then of each ``--family``.
+
+    The name of a CONFIG is its file name without ``.py``; ``--cfg-options`` override the
+    options of a family.
+
+    Args:
+        args (argparse.Namespace): Parsed arguments.
+
+    Returns:
+        list[tuple[str, str, dict]]: What to benchmark, in order.
+    """
+    user = dict(args.cfg_options or {})
+    targets = [(osp.splitext(osp.basename(c))[0], c, dict(user)) for c in args.config]
+    families = list(FAMILIES) if 'all' in args.family else list(dict.fromkeys(args.family))
+    for name in families:
+        config, options = FAMILIES[name]
+        targets.append((name, osp.join(ROOT, 'configs', config), {**options, **user}))
+    return targets
 
 
 def median_time(fn: Callable[[], object], repeat: int) -> float:
@@ -69,8 +124,22 @@ def median_time(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
-def bench_family(name: str, args: argparse.Namespace, folder: str) -> dict:
-    """Export one family and time both runtimes; returns a row (``error`` on failure)."""
+def bench_config(name: str, config: str, options: dict, args: argparse.Namespace,
+                 folder: str) -> dict:
+    """Export one config and time both runtimes.
+
+    Args:
+        name (str): Name of the row.
+        config (str): Config file.
+        options (dict): Its ``--cfg-options``.
+        args (argparse.Namespace): ``shape``, ``threads``, ``repeat``, ``scales``, ``opset``.
+        folder (str): Where the ONNX file is written.
+
+    Returns:
+        dict: The row: ``name``, ``config`` (relative to the repository when inside it),
+        ``scales``, ``torch_s``, ``ort_s``, ``ratio``, ``max_abs_diff``, ``max_abs_logit``,
+        ``agreement``, ``export_s``; or ``error`` on failure.
+    """
     from mmseg_fusion.deployment import (
         SegmentorExportWrapper,
         build_export_model,
@@ -78,15 +147,15 @@ def bench_family(name: str, args: argparse.Namespace, folder: str) -> dict:
         onnx_session,
     )
 
-    config, options = FAMILIES[name]
-    row = dict(family=name, config=config)
+    shown = osp.relpath(osp.abspath(config), ROOT)
+    row = dict(name=name, config=config if shown.startswith('..') else shown)
     try:
         torch.manual_seed(0)
-        segmentor = build_export_model(osp.join(ROOT, 'configs', config), None, options)
+        segmentor = build_export_model(config, None, options)
         scales = args.scales if hasattr(segmentor, 'fusion') else None
         wrapper = SegmentorExportWrapper(segmentor, scales=scales)
         row['scales'] = wrapper.scales
-        path = osp.join(folder, f'{name}.onnx')
+        path = osp.join(folder, f'{len(os.listdir(folder))}.onnx')
         start = time.perf_counter()
         export_onnx(wrapper, path, shape=args.shape, opset=args.opset)
         row['export_s'] = time.perf_counter() - start
@@ -103,35 +172,38 @@ def bench_family(name: str, args: argparse.Namespace, folder: str) -> dict:
         row['max_abs_logit'] = ref_logits.abs().max().item()
         row['agreement'] = (torch.from_numpy(ort_labels) == ref_labels).double().mean().item()
         row['ratio'] = row['torch_s'] / row['ort_s']
-    except Exception as err:  # reported in the row; the other families go on
+    except Exception as err:  # reported in the row; the other configs go on
         row['error'] = f'{type(err).__name__}: {str(err).splitlines()[0][:300]}'
     return row
 
 
 def format_row(row: dict) -> str:
+    """One Markdown table row of :func:`bench_config`'s result."""
     if 'error' in row:
-        return f"| {row['family']} | `{row['config']}` | failed: {row['error']} | | | | | | |"
+        return f"| {row['name']} | `{row['config']}` | failed: {row['error']} | | | | | | |"
     scales = ','.join(f'{s:g}' for s in row['scales'])
-    return (f"| {row['family']} | `{row['config']}` | {scales} | {1e3 * row['torch_s']:.1f} | "
+    return (f"| {row['name']} | `{row['config']}` | {scales} | {1e3 * row['torch_s']:.1f} | "
             f"{1e3 * row['ort_s']:.1f} | {row['ratio']:.2f} | {row['max_abs_diff']:.2g} | "
             f"{row['max_abs_logit']:.2g} | "
             f"{100 * row['agreement']:.3f} % |")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Benchmark every CONFIG and ``--family``; returns 1 if one of them failed, else 0."""
     args = parse_args(argv)
     import mmseg_fusion  # noqa: F401
 
+    targets = resolve_targets(args)
     h, w = args.shape
-    header = ('| family | config | scales | PyTorch ms | onnxruntime ms | ratio | max |diff| '
-              '| max |logit| | agree |\n|---|---|---|---|---|---|---|---|---|')
-    print(f'input 1x3x{h}x{w}, {args.threads} thread(s) each, median of {args.repeat} runs, '
-          f'random weights; ratio = PyTorch / onnxruntime', flush=True)
+    header = ('| name | config | scales | PyTorch ms | onnxruntime ms | ratio | max abs diff '
+              '| max abs logit | argmax agreement |\n|---|---|---|---|---|---|---|---|---|')
+    print(f'input 1x3x{h}x{w}, {args.threads} thread(s) each, median of {args.repeat} runs '
+          f'after a warm-up, random weights; ratio = PyTorch / onnxruntime', flush=True)
     rows: List[dict] = []
     with tempfile.TemporaryDirectory() as folder:
-        for name in args.families:
-            print(f'[{len(rows) + 1}/{len(args.families)}] {name} ...', flush=True)
-            row = bench_family(name, args, folder)
+        for name, config, options in targets:
+            print(f'[{len(rows) + 1}/{len(targets)}] {name} ...', flush=True)
+            row = bench_config(name, config, options, args, folder)
             rows.append(row)
             print(format_row(row), flush=True)
     print('\n' + header)
