@@ -2,8 +2,9 @@
 # The main job: generate the scale-limited synthetic data (if missing), train an SSR model
 # (scale-space rendering over a small FCN, the recipe of the benchmark in configs/ssr/README.md)
 # with tools/train.py, evaluate the same checkpoint at scale 1.0 and fused over 5 scales with
-# tools/test.py, print the per-class IoU table, and draw the per-scale weights of a few
-# validation images.
+# tools/test.py, print the per-class IoU table, draw the per-scale weights of a few
+# validation images, and run mmseg's MMSegInferencer on one of them (README: "Use a trained
+# model"), writing its picture next to them.
 #   bash scripts/demo.sh [CONFIG]
 # Environment: WORK_DIR (default work_dirs/demo), DATA_ROOT (default data/synthetic_wide).
 set -euo pipefail
@@ -69,3 +70,17 @@ if $is_ssr; then
         > "$WORK.vis.log" 2>&1 || { tail -20 "$WORK.vis.log"; exit 1; }
     ls "$WORK"/scale_attention/*.png
 fi
+
+echo "== MMSegInferencer on a validation image (mmseg's own API, as in the README)"
+image="$DATA_ROOT/img_dir/val/00018.png"  # the README's picture: all four shapes, several sizes
+[[ -f "$image" ]] || image="$(ls "$DATA_ROOT"/img_dir/val/* | head -1)"
+"$PY" - "$CONFIG" "$ckpt" "$image" "$WORK/inferencer" \
+    > "$WORK.inferencer.log" 2>&1 <<'EOF' || { tail -20 "$WORK.inferencer.log"; exit 1; }
+import sys
+
+from mmseg.apis import MMSegInferencer
+
+config, checkpoint, image, out_dir = sys.argv[1:]
+MMSegInferencer(model=config, weights=checkpoint)(image, out_dir=out_dir)
+EOF
+ls "$WORK/inferencer/vis/$(basename "$image")"

@@ -3,6 +3,25 @@
 Registered into ``mmseg.registry.TRANSFORMS``; drop-in replacements of ``LoadImageFromFile``
 (mmcv) and ``LoadAnnotations`` (mmseg) in a pipeline, at the same positions.
 
+Where they go. mmseg's inference APIs find the image loader of a config's test pipeline by its
+name: ``MMSegInferencer`` replaces the transform named ``LoadImageFromFile`` of
+``test_dataloader.dataset.pipeline`` by its own loader (and refuses a pipeline without one), and
+``inference_model`` turns the first transform of ``test_pipeline`` into
+``LoadImageFromNDArray`` for an array. Both drop only a transform named ``LoadAnnotations``.
+So the synthetic configs (``configs/_base_/datasets/synthetic_*.py``) use them as follows:
+
+- training pipelines: both checked loaders (every check);
+- test pipelines (``test_pipeline``, the val and test dataloaders): mmcv's own
+  ``LoadImageFromFile`` (a test image is decoded as by mmcv: one that does not decode raises
+  mmcv's error, a grayscale or RGBA one is converted), then :class:`LoadCheckedAnnotations`,
+  which checks every label map ``tools/test.py`` and the validation loop load (its size
+  against the image's, its values), and returns the sample unchanged when it has no
+  ``seg_map_path`` (an image given to ``inference_model`` or ``MMSegInferencer``);
+- ``tta_pipeline`` (``tools/test.py --tta`` only, not used by the inference APIs): both.
+
+Then ``inference_model`` and ``MMSegInferencer`` work on every config, on image paths and on
+arrays, without removing or renaming anything.
+
 Without them a bad sample fails far from its cause: a corrupt or truncated image makes mmcv's
 decoder return None (``AssertionError: failed to load image``) or raise a bare OpenCV error; a
 grayscale or RGBA image is silently turned into 3 channels; a label map of another size than
@@ -80,6 +99,11 @@ class LoadCheckedImageFromFile(LoadImageFromFile):
       alpha-channel images raise unless ``convert_gray`` / ``drop_alpha`` allow mmcv's default
       conversion (gray replicated to 3 channels, alpha dropped). Palette images count as
       colour (as alpha when they have a transparent colour).
+
+    Use it in training pipelines. In a test pipeline that mmseg's inference APIs should run,
+    use mmcv's ``LoadImageFromFile`` instead: ``MMSegInferencer`` looks for a transform of that
+    name and raises ``ValueError: LoadImageFromFile is not found in the test pipeline``
+    without one (see the module docstring).
 
     Args:
         to_float32 (bool): Return a float32 image. Defaults to False.
@@ -200,6 +224,13 @@ class LoadCheckedAnnotations(LoadAnnotations):
     - it contains a value that is neither a class index in ``[0, num_classes)`` nor
       ``ignore_index``.
 
+    A sample without a label map (no ``seg_map_path``, or None) is returned unchanged, without
+    ``gt_seg_map``: that is what ``mmseg.apis.inference_model`` and ``MMSegInferencer`` pass
+    (only ``img_path`` or ``img``), and they remove only a transform named ``LoadAnnotations``.
+    So a test pipeline keeps this transform: ``tools/test.py`` checks every label it loads, and
+    the inference APIs predict on a bare image. mmseg's ``BaseSegDataset`` gives every sample a
+    ``seg_map_path`` when the dataset has an ``ann_dir``.
+
     Args:
         num_classes (int): Number of classes of the dataset.
         ignore_index (int): The label of ignored pixels (the decode head's
@@ -228,6 +259,20 @@ class LoadCheckedAnnotations(LoadAnnotations):
                          imdecode_backend=imdecode_backend)
         self.num_classes = num_classes
         self.ignore_index = ignore_index
+
+    def transform(self, results: dict) -> dict:
+        """Load and check the label map of ``results['seg_map_path']``, if there is one.
+
+        Args:
+            results (dict): A sample, with ``seg_map_path`` when it has a label map.
+
+        Returns:
+            dict: ``results`` with ``gt_seg_map`` (H, W) and ``seg_fields``; unchanged when
+            ``seg_map_path`` is missing or None (inference on a bare image).
+        """
+        if results.get('seg_map_path') is None:
+            return results
+        return super().transform(results)
 
     def _load_seg_map(self, results: dict) -> None:
         """Load ``gt_seg_map`` as ``LoadAnnotations`` does, then check it."""

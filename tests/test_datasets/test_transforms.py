@@ -263,3 +263,49 @@ def test_synthetic_dataset_names_the_bad_file(tmp_path, repo_root):
     with pytest.raises(ValueError, match=rf"seg_map_path '{re.escape(ann)}' has label values "
                                          r'\[9\]'):
         dataset[0]
+
+
+# ------------------------------------------------------------------ inference (no label)
+def test_annotation_loader_steps_aside_without_a_label(good):
+    """mmseg's inference APIs pass only the image: no ``seg_map_path``, nothing to check."""
+    img, _ = good
+    loader = LoadCheckedAnnotations(num_classes=5)
+    for sample in (dict(img_path=img), dict(img_path=img, seg_map_path=None)):
+        loaded = LoadCheckedImageFromFile()(dict(sample))
+        keys = set(loaded)
+        results = loader(loaded)
+        assert set(results) == keys and 'gt_seg_map' not in results
+    # an array, as LoadImageFromNDArray gives it (img_path None)
+    results = loader(dict(img=rgb(), img_path=None, img_shape=(H, W), ori_shape=(H, W)))
+    assert 'gt_seg_map' not in results
+
+
+@pytest.mark.parametrize('base', ['synthetic_scales.py', 'synthetic_video.py'])
+def test_synthetic_test_pipelines_suit_the_inference_apis(tmp_path, repo_root, base):
+    """Training loads with both checked loaders; the test pipeline loads the image with
+    mmseg's LoadImageFromFile (the name mmseg's inference APIs replace) and still checks every
+    label tools/test.py loads."""
+    cfg = Config.fromfile(osp.join(repo_root, 'configs', '_base_', 'datasets', base))
+    train = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
+    assert train[:2] == ['LoadCheckedImageFromFile', 'LoadCheckedAnnotations']
+    for pipeline in (cfg.test_pipeline, cfg.val_dataloader.dataset.pipeline,
+                     cfg.test_dataloader.dataset.pipeline):
+        types = [t['type'] for t in pipeline]
+        assert types[0] == 'LoadImageFromFile' and 'LoadCheckedAnnotations' in types, types
+        assert 'LoadAnnotations' not in types
+    root = tmp_path / 'data'
+    for split in ('img_dir/val', 'ann_dir/val'):
+        os.makedirs(root / split)
+    img = write(root / 'img_dir/val/00000.png', rgb())
+    label = np.zeros((H, W), np.uint8)
+    label[3, 3] = 9
+    ann = write(root / 'ann_dir/val/00000.png', label)
+    init_default_scope('mmseg')
+    dataset = DATASETS.build(dict(cfg.test_dataloader.dataset, data_root=str(root)))
+    with pytest.raises(ValueError, match=rf"seg_map_path '{re.escape(ann)}' has label values "
+                                         r'\[9\]'):
+        dataset[0]
+    # the same pipeline on an image alone (what inference_model runs): no label, no error
+    data = Compose(cfg.test_pipeline)(dict(img_path=img))
+    assert 'gt_sem_seg' not in data['data_samples']
+    assert data['data_samples'].ori_shape == (H, W)

@@ -46,6 +46,34 @@ def test_writes_one_png_per_image(tmp_path, repo_root, synthetic_root, analysis_
     with pytest.raises(SystemExit, match='expected SSREncoderDecoder'):
         tool.main([osp.join(repo_root, 'configs', 'synthetic',
                             'fcn_r18-d8_1xb8-600_synthetic-128x128.py'), str(ckpt), images[0]])
+    # a fusion without per-scale weights: inference_model's sample has no scale_weights
+    with pytest.raises(SystemExit, match=r'returned no scale_weights .* this fusion has no '
+                                         r'per-scale weights'):
+        tool.main([osp.join(repo_root, CONFIG), str(ckpt), images[0], '--out-dir', str(out),
+                   '--cfg-options', 'model.fusion=max'])
+
+
+def test_weights_come_from_inference_model(tmp_path, repo_root, synthetic_root, analysis_tool,
+                                           monkeypatch):
+    """The pictures are drawn from what ``mmseg.apis.inference_model`` returns."""
+    tool = analysis_tool('visualize_scale_attention')
+    init_default_scope('mmseg')
+    from mmseg.registry import MODELS
+    model = MODELS.build(Config.fromfile(osp.join(repo_root, CONFIG)).model)
+    ckpt = tmp_path / 'model.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    calls = []
+    real = tool.inference_model
+
+    def spy(model, img):
+        calls.append((model.test_cfg.return_weights, img))
+        return real(model, img)
+
+    monkeypatch.setattr(tool, 'inference_model', spy)
+    images = val_images(synthetic_root)
+    tool.main([osp.join(repo_root, CONFIG), str(ckpt), *images, '--out-dir',
+               str(tmp_path / 'vis'), '--cfg-options', 'model.test_cfg.scales=(1.0,2.0)'])
+    assert calls == [(True, img) for img in images]
 
 
 @pytest.mark.slow

@@ -8,6 +8,12 @@ scale), the fused prediction and, when an annotation is found, the ground truth.
 of ``.../img_dir/<split>/<stem>.<ext>`` is looked for at ``.../ann_dir/<split>/<stem><suffix>``
 (``seg_map_suffix`` of the config's test dataset, ``.png`` by default) unless ``--ann`` gives
 the files.
+
+The weights come from the call a user makes (README, "Use a trained model"):
+``mmseg.apis.init_model`` with ``model.test_cfg.return_weights=True``, then
+``mmseg.apis.inference_model(model, img)``, whose data sample holds ``scale_weights``
+(PixelData (S, H, W)) next to ``pred_sem_seg``. A fusion without per-scale weights (``max``)
+returns no ``scale_weights``; the tool then stops with a message.
 """
 import argparse
 import os
@@ -20,13 +26,14 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from mmcv.transforms import Compose  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import load_checkpoint  # noqa: E402
+from mmseg.apis import inference_model, init_model  # noqa: E402
+from mmseg.registry import MODELS  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import mmseg_fusion  # noqa: E402, F401  (registers SSREncoderDecoder; safe checkpoint loading)
+from mmseg_fusion.models import SSREncoderDecoder  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -69,24 +76,39 @@ def colorize(labels: np.ndarray, palette: Optional[List[List[int]]]) -> np.ndarr
 
 
 def build_model(args: argparse.Namespace) -> torch.nn.Module:
+    """``init_model`` of the config and checkpoint, returning the per-scale weights.
+
+    Args:
+        args (argparse.Namespace): ``config``, ``checkpoint``, ``device`` and
+            ``cfg_options``.
+
+    Returns:
+        nn.Module: The segmentor, in eval mode, with ``test_cfg.return_weights=True``.
+    """
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    from mmseg.registry import MODELS
-    cfg.model.pretrained = None
-    cfg.model.train_cfg = None
-    model = MODELS.build(cfg.model)
-    if not hasattr(model, 'predict_view'):
+    model_type = MODELS.get(cfg.model.type) if isinstance(cfg.model.type, str) \
+        else cfg.model.type
+    if not (isinstance(model_type, type) and issubclass(model_type, SSREncoderDecoder)):
+        name = getattr(model_type, '__name__', cfg.model.type)
         raise SystemExit(f'visualize_scale_attention: the model of {args.config} is a '
-                         f'{type(model).__name__}, expected SSREncoderDecoder')
-    if model.fusion == 'max':
-        raise SystemExit("visualize_scale_attention: fusion='max' has no per-scale weights; "
-                         "use 'ssr', 'hma', 'softmax' or 'mean'")
-    ckpt = load_checkpoint(model, args.checkpoint, map_location='cpu')
-    model.cfg = cfg
-    model.dataset_meta = ckpt.get('meta', {}).get('dataset_meta', None)
-    return model.to(args.device).eval()
+                         f'{name}, expected SSREncoderDecoder')
+    # the documented way to get the weights of a single image from mmseg's inference API
+    if cfg.model.get('test_cfg') is None:
+        cfg.model.test_cfg = ConfigDict()
+    cfg.model.test_cfg.return_weights = True
+    return init_model(cfg, args.checkpoint, device=args.device)
+
+
+def fusion_name(model: torch.nn.Module) -> str:
+    """The segmentor's fusion, short, for the titles: ``'ssr'`` for ``SSRScaleFusion``."""
+    fusion = getattr(model, 'fusion', None)
+    if isinstance(fusion, str):
+        return fusion
+    name = type(fusion).__name__
+    return name[:-len('ScaleFusion')].lower() if name.endswith('ScaleFusion') else name
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -95,24 +117,22 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         raise SystemExit(f'visualize_scale_attention: --ann needs one file per image, got '
                          f'{len(args.ann)} for {len(args.images)} images')
     model = build_model(args)
-    cfg = model.cfg
-    pipeline = Compose([t for t in cfg.test_pipeline
-                        if t.get('type') not in ('LoadAnnotations', 'LoadCheckedAnnotations')])
-    dataset_cfg = cfg.test_dataloader.dataset
-    suffix = dataset_cfg.get('seg_map_suffix', '.png')
-    meta = model.dataset_meta or {}
-    palette = meta.get('palette')
-    scales = model.test_cfg.scales
+    suffix = model.cfg.test_dataloader.dataset.get('seg_map_suffix', '.png')
+    palette = (getattr(model, 'dataset_meta', None) or {}).get('palette')
     os.makedirs(args.out_dir, exist_ok=True)
     for idx, img_path in enumerate(args.images):
-        data = pipeline(dict(img_path=img_path))
-        batch = dict(inputs=[data['inputs']], data_samples=[data['data_samples']])
-        with torch.no_grad():
-            batch = model.data_preprocessor(batch, False)
-            sample = model.predict(batch['inputs'], batch['data_samples'],
-                                   return_weights=True)[0]
+        sample = inference_model(model, img_path)
+        if 'scale_weights' not in sample:
+            raise SystemExit(
+                f'visualize_scale_attention: the model of {args.config} returned no '
+                f'scale_weights with test_cfg.return_weights=True (fusion '
+                f'{fusion_name(model)}): this fusion has no per-scale weights; use ssr, hma, '
+                'softmax or mean')
         weights = sample.scale_weights.data.float().cpu().numpy()
         pred = sample.pred_sem_seg.data[0].cpu().numpy()
+        scales = tuple(model.test_cfg.get('scales') or ())
+        if len(scales) != len(weights):
+            scales = tuple(range(len(weights)))
         image = np.asarray(Image.open(img_path).convert('RGB'))
         ann = args.ann[idx] if args.ann else find_annotation(img_path, suffix)
         gt = np.asarray(Image.open(ann)) if ann else None
@@ -124,7 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         axes[0].set_title('input')
         for k, scale in enumerate(scales):
             im = axes[1 + k].imshow(weights[k], cmap='viridis', vmin=0.0, vmax=1.0)
-            axes[1 + k].set_title(f'weight x{scale:g} ({model.fusion})')
+            axes[1 + k].set_title(f'weight x{scale:g} ({fusion_name(model)})')
         axes[1 + len(scales)].imshow(colorize(pred, palette))
         axes[1 + len(scales)].set_title('fused prediction')
         if gt is not None:

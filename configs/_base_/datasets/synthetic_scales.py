@@ -6,6 +6,10 @@ crop_size = (128, 128)
 # LoadAnnotations at the same positions: a corrupt, truncated, grayscale or RGBA image, a label
 # map of another size than its image and a label value outside the 5 classes (0-4) and 255
 # raise a ValueError naming the file when the sample is loaded.
+# The test pipeline loads the image with mmseg's own LoadImageFromFile, the name that
+# mmseg.apis.inference_model and MMSegInferencer look for (they swap it for their loader of
+# paths and arrays); LoadCheckedAnnotations checks every label tools/test.py loads and returns
+# a sample without `seg_map_path` (an image given to the inference APIs) unchanged.
 train_pipeline = [
     dict(type='LoadCheckedImageFromFile'),
     dict(type='LoadCheckedAnnotations', num_classes=5),
@@ -15,7 +19,7 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadCheckedImageFromFile'),
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(128, 128), keep_ratio=True),
     # the annotation is loaded after ``Resize``: ground truth stays at the original size
     dict(type='LoadCheckedAnnotations', num_classes=5),

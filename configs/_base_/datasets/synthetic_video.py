@@ -11,7 +11,13 @@ train_pipeline = [
     dict(type='LoadCheckedAnnotations', num_classes=5),
     dict(type='PackSegInputs'),
 ]
-test_pipeline = train_pipeline
+# mmseg's LoadImageFromFile, the name mmseg's inference APIs look for (see synthetic_scales.py);
+# the labels are checked in tools/test.py, and skipped for an image without one.
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadCheckedAnnotations', num_classes=5),
+    dict(type='PackSegInputs'),
+]
 train_dataloader = dict(
     batch_size=2 * clip_length,  # two clips
     num_workers=2,
