@@ -6,7 +6,8 @@ check the result against the model built from the target config with strict key 
 matching (:func:`check_state_dict`, every unmapped, missing or mis-shaped key reported at once),
 and write it atomically without overwriting (:func:`save_converted`).
 :func:`convert_file` strings these together for the command-line tools; on any error nothing is
-written.
+written. Its source may be an ``http(s)://`` URL, downloaded into a cache and checked against
+a sha256 first (:mod:`mmseg_fusion.converters.download`).
 
 Helpers shared by the key maps: :func:`inplace_abn_to_bn` (InPlace-ABN stores a weight ``w`` and
 computes with ``|w| + eps``), :func:`fill_num_batches_tracked` (old BN implementations did not
@@ -296,11 +297,14 @@ def convert_file(src: str, dst: str, convert: Callable[..., Dict[str, torch.Tens
                  config: Union[str, Callable[..., str]], name: str,
                  cfg_options: Optional[dict] = None, force: bool = False,
                  progress: bool = False, extra_meta: Optional[Mapping[str, Any]] = None,
-                 convert_kwargs: Optional[Mapping[str, Any]] = None) -> str:
+                 convert_kwargs: Optional[Mapping[str, Any]] = None,
+                 sha256: Optional[str] = None, cache_dir: Optional[str] = None) -> str:
     """Read, convert, check against the target config and write a checkpoint.
 
     Args:
-        src (str): Source checkpoint.
+        src (str): Source checkpoint: a local file, or an ``http(s)://`` URL that is
+            downloaded into ``cache_dir`` first (or read from there if an earlier run
+            downloaded it, see :mod:`mmseg_fusion.converters.download`).
         dst (str): Output path.
         convert (Callable): ``convert(checkpoint, progress=..., **convert_kwargs) ->
             (state_dict, unmapped)``, e.g. :func:`~mmseg_fusion.converters.convert_emanet`.
@@ -314,17 +318,38 @@ def convert_file(src: str, dst: str, convert: Callable[..., Dict[str, torch.Tens
         extra_meta (Mapping, optional): More plain metadata. Defaults to None.
         convert_kwargs (Mapping, optional): Options of ``convert`` (and of a callable
             ``config``). Defaults to None.
+        sha256 (str, optional): Expected sha256 of the source file (64 hex digits); a
+            mismatch is an error. Defaults to None (not checked).
+        cache_dir (str, optional): Cache folder of URL sources. Defaults to None
+            (``$TORCH_HOME/hub/checkpoints``, see
+            :func:`~mmseg_fusion.converters.download.default_cache_dir`).
 
     Returns:
         str: ``dst``.
 
     Raises:
-        ConversionError: On any problem with the source or the mapping (nothing written).
-        FileExistsError: If ``dst`` exists and ``force`` is False (checked first).
+        ConversionError: On any problem with the source or the mapping (nothing written),
+            including :class:`~mmseg_fusion.converters.download.DownloadError` and
+            :class:`~mmseg_fusion.converters.download.ChecksumError`.
+        FileExistsError: If ``dst`` exists and ``force`` is False (checked first, before
+            any download).
     """
+    # imported here: the download module imports ConversionError from this one
+    from .download import is_url, resolve_source, url_file_name
+
     if osp.lexists(dst) and not force:
         raise FileExistsError(f'{dst} exists; refusing to overwrite it (pass --force)')
-    checkpoint = load_source_checkpoint(src)
+    folder = osp.dirname(osp.abspath(dst))
+    if not osp.isdir(folder):
+        raise ConversionError(f'output folder {folder!r} does not exist')
+    local, source_sha256 = resolve_source(src, sha256, cache_dir, progress=progress)
+    try:
+        checkpoint = load_source_checkpoint(local)
+    except ConversionError as err:
+        if not is_url(src):
+            raise
+        raise ConversionError(f'{err} (downloaded from {src}; delete {local!r} to download '
+                              'it again, and pass --sha256 to check it)') from None
     convert_kwargs = dict(convert_kwargs or {})
     state_dict, unmapped = convert(checkpoint, progress=progress, **convert_kwargs)
     if callable(config):
@@ -332,8 +357,10 @@ def convert_file(src: str, dst: str, convert: Callable[..., Dict[str, torch.Tens
     model = build_target_model(config, cfg_options)
     check_state_dict(state_dict, model, unmapped, source=f'{name} checkpoint {src!r}')
     meta = dict(converted_from=name, source_file=osp.basename(src),
-                source_sha256=sha256_file(src), config=osp.basename(config),
+                source_sha256=source_sha256 or sha256_file(local), config=osp.basename(config),
                 cfg_options=dict(cfg_options or {}))
+    if is_url(src):
+        meta.update(source_file=url_file_name(src), source_url=src)
     meta.update(extra_meta or {})
     meta.update(software_versions())
     return save_converted(state_dict, dst, meta, force=force)

@@ -6,6 +6,7 @@ folder): the entries parsed with YAML must equal the ``- Name:`` lines counted i
 import glob
 import os.path as osp
 import re
+import shlex
 
 import pytest
 import yaml
@@ -87,9 +88,16 @@ def test_collections_and_fields():
                 assert all(isinstance(v, float) for v in results['Metrics'].values())
             if source.startswith('mmseg model zoo'):
                 assert model['Weights'].startswith('https://download.openmmlab.com/')
+            # mmpretrain's convention: the official file and code at model level
+            assert 'Official Weights' not in meta, model['Name']
             if source.startswith('official README'):
-                assert 'Weights' not in model  # not loadable as is: see Official Weights
-                assert meta['Official Weights'].startswith('https://')
+                assert 'Weights' not in model  # not loadable as is: see Converted From
+                converted = model['Converted From']
+                assert sorted(converted) == ['Code', 'Weights'], converted
+                assert converted['Weights'].startswith('https://')
+                assert converted['Code'] == collections[model['In Collection']]['Code']['URL']
+            else:
+                assert 'Converted From' not in model, model['Name']
             checked += 1
     assert checked > 0 and checked == len(ENTRIES)
 
@@ -111,6 +119,56 @@ def test_config_exists_and_builds(entry):
     assert type(segmentor.decode_head).__name__ == heads[0]['type']
     assert cfg.model.decode_head.type in model['Metadata']['Architecture'] or \
         cfg.model.get('neck', {}).get('type') in model['Metadata']['Architecture']
+
+
+OFFICIAL = [(rel, model) for rel, model in ENTRIES
+            if model['Metadata']['Results Source'].startswith('official README')]
+
+
+def test_official_weights_are_listed():
+    # the methods with an official release: AFA (3 models), CCNet and EMANet
+    assert sorted({model['In Collection'] for _, model in OFFICIAL}) == ['AFA', 'CCNet', 'EMANet']
+    assert len(OFFICIAL) == 5
+
+
+def markdown_section(text: str, title: str) -> str:
+    """The lines under a heading ``title`` up to the next heading (outside code blocks)."""
+    lines, inside, fenced = [], False, False
+    for line in text.splitlines():
+        if line.startswith('```'):
+            fenced = not fenced
+        heading = not fenced and re.match(r'#+ ', line)
+        if heading and inside:
+            break
+        if inside:
+            lines.append(line)
+        inside = inside or bool(heading and line.split(' ', 1)[1].strip() == title)
+    return '\n'.join(lines)
+
+
+@pytest.mark.parametrize('entry', OFFICIAL, ids=[model['Name'] for _, model in OFFICIAL])
+def test_readme_converts_the_official_weights(entry):
+    """The README's "Convert the official weights": one line converts, then tests."""
+    rel, model = entry
+    with open(osp.join(ROOT, osp.dirname(rel), 'README.md')) as f:
+        section = markdown_section(f.read(), 'Convert the official weights')
+    assert section, f'{rel}: the README has no "Convert the official weights" section'
+    url = model['Converted From']['Weights']
+    converter = re.search(r'tools/model_converters/\w+2fusion\.py',
+                          model['Metadata']['Results Source']).group(0)
+    assert osp.isfile(osp.join(ROOT, converter)), converter
+    commands = [line for line in section.splitlines() if url in line]
+    assert len(commands) == 1, f'{rel}: one line must convert {url}'
+    steps = [shlex.split(step) for step in commands[0].split(' && ')]
+    convert = [i for i, step in enumerate(steps) if step[:3] == ['python', converter, url]]
+    assert len(convert) == 1 and convert[0] + 1 < len(steps), commands[0]
+    args = steps[convert[0]][3:]
+    if '--sha256' in args:
+        assert re.fullmatch(r'[0-9a-f]{64}', args[args.index('--sha256') + 1]), args
+    if '--config' in args:
+        assert args[args.index('--config') + 1] == model['Config'], args
+    # the converted file is what tools/test.py evaluates, with the model's config
+    assert steps[convert[0] + 1][:4] == ['python', 'tools/test.py', model['Config'], args[0]]
 
 
 def readme_links():

@@ -5,6 +5,7 @@ The synthetic checkpoint has the key names and shapes of the official ``network.
 written from the official code's equations (ResNet with the official dilations, ConvBNReLU,
 EMAU with ``1e-6 +`` normalisations, ``F.interpolate(align_corners=True)``).
 """
+import os
 import os.path as osp
 from collections import OrderedDict
 
@@ -231,3 +232,80 @@ def test_failed_conversion_writes_nothing(official, tmp_path, capsys):
                           [str(src), str(out / 'x.pth')]) == 1
     assert 'decode_head.ema_mid_conv.conv.bias' in capsys.readouterr().err
     assert list(out.iterdir()) == []
+
+
+@pytest.fixture(scope='module')
+def official_file(official, tmp_path_factory):
+    """The official-format checkpoint as a file to serve, and its sha256."""
+    from mmseg_fusion.engine.publish import sha256_file
+
+    path = tmp_path_factory.mktemp('release') / 'emanet_official.pth'
+    torch.save({'net': official}, path)
+    return path, sha256_file(str(path))
+
+
+def test_convert_from_url_checks_the_hash_and_reuses_the_cache(
+        official, official_file, model, checkpoint_server, tmp_path, capsys):
+    from mmseg_fusion.converters.cli import converter_main
+    from mmseg_fusion.converters.download import cache_path
+
+    path, digest = official_file
+    url = checkpoint_server.add('/releases/emanet_official.pth', file=path)
+    cache, out = tmp_path / 'cache', tmp_path / 'checkpoints'
+    out.mkdir()
+    dst = out / 'emanet_fusion.pth'
+    argv = [url, str(dst), '--sha256', digest, '--cache-dir', str(cache)]
+    assert converter_main('EMANet', convert_emanet, CONFIG, 'test', argv) == 0
+    captured = capsys.readouterr()
+    size = f'{osp.getsize(path) / (1 << 20):.1f} MiB'  # about 206 MiB
+    assert f'downloading {url} ({size}) to {cache}' in captured.err, captured.err
+    assert f'/{size} (100%), ' in captured.err and ' s, done' in captured.err
+    assert f'converted {url} -> {dst}' in captured.out
+    ckpt = torch.load(dst, weights_only=True)
+    model.load_state_dict(ckpt['state_dict'], strict=True)  # loads strictly into CONFIG
+    torch.testing.assert_close(model.decode_head.ema_module.bases, official['emau.mu'])
+    meta = ckpt['meta']
+    assert meta['source_url'] == url and meta['source_sha256'] == digest
+    assert meta['source_file'] == 'emanet_official.pth'
+    assert os.listdir(cache) == [osp.basename(cache_path(url, str(cache)))]
+    assert checkpoint_server.requests['/releases/emanet_official.pth'] == 1
+    # a second conversion reads the cached file: no new request
+    again = out / 'again.pth'
+    argv = [url, str(again), '--sha256', digest, '--cache-dir', str(cache)]
+    assert converter_main('EMANet', convert_emanet, CONFIG, 'test', argv) == 0
+    assert f'using the cached download of {url}' in capsys.readouterr().err
+    assert checkpoint_server.requests['/releases/emanet_official.pth'] == 1
+    assert torch.load(again, weights_only=True)['state_dict'].keys() == ckpt['state_dict'].keys()
+
+
+def test_convert_from_url_with_a_wrong_hash_writes_nothing(official_file, checkpoint_server,
+                                                           tmp_path, capsys):
+    from mmseg_fusion.converters.cli import converter_main
+
+    path, digest = official_file
+    url = checkpoint_server.add('/releases/emanet_official.pth', file=path)
+    cache, out = tmp_path / 'cache', tmp_path / 'checkpoints'
+    out.mkdir()
+    dst = out / 'emanet_fusion.pth'
+    wrong = digest[::-1] if digest[::-1] != digest else '0' * 64
+    argv = [url, str(dst), '--sha256', wrong, '--cache-dir', str(cache)]
+    assert converter_main('EMANet', convert_emanet, CONFIG, 'test', argv) == 1
+    err = capsys.readouterr().err
+    assert 'EMANet conversion failed, nothing written' in err
+    assert f'sha256 mismatch for {url}: expected {wrong}, got {digest}' in err
+    assert not dst.exists() and os.listdir(out) == []
+    assert os.listdir(cache) == []  # the bad download is not cached
+    assert checkpoint_server.requests['/releases/emanet_official.pth'] == 1
+    # an existing DST is refused before anything is downloaded, even with the right hash
+    dst.write_bytes(b'keep')
+    argv = [url, str(dst), '--sha256', digest, '--cache-dir', str(cache)]
+    assert converter_main('EMANet', convert_emanet, CONFIG, 'test', argv) == 1
+    assert 'pass --force' in capsys.readouterr().err
+    assert dst.read_bytes() == b'keep' and os.listdir(cache) == []
+    assert checkpoint_server.requests['/releases/emanet_official.pth'] == 1
+    # a malformed hash is a usage error
+    with pytest.raises(SystemExit) as info:
+        converter_main('EMANet', convert_emanet, CONFIG, 'test', [url, str(dst), '--sha256', 'x'])
+    assert info.value.code == 2
+    assert "argument --sha256: sha256 must be 64 hexadecimal digits, got 'x'" in \
+        capsys.readouterr().err

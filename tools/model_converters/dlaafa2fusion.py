@@ -1,8 +1,11 @@
 """Convert an official AFA checkpoint (SysCV/dla-afa Lightning ``.ckpt``) into our format.
 
-Usage: ``python tools/model_converters/dlaafa2fusion.py SRC DST [--force] [--inplace-abn
-true|false] [--config CFG]``. Without ``--config`` the target config is chosen from the
-checkpoint's ``hyper_parameters`` (DLA architecture and norm flavour, see
+Usage: ``python tools/model_converters/dlaafa2fusion.py SRC DST [--sha256 HEX] [--cache-dir
+DIR] [--force] [--inplace-abn true|false] [--config CFG]``. SRC is a local file or an
+``http(s)://`` URL, downloaded with progress into ``$TORCH_HOME/hub/checkpoints`` (or
+``--cache-dir``) and reused by later runs; ``--sha256`` checks it, and on any error nothing is
+written to DST. Without ``--config`` the target config is chosen from the checkpoint's
+``hyper_parameters`` (DLA architecture and norm flavour, see
 ``mmseg_fusion.converters.DLAAFA_CONFIGS``); the result loads strictly into it. See
 :mod:`mmseg_fusion.converters.dlaafa` for the key map, the InPlace-ABN handling and the input
 normalisation.
