@@ -74,6 +74,12 @@ NO_RESIZE = {'train_dataloader.dataset.pipeline.2.ratio_range': (1.0, 1.0),
 METHODS: Dict[str, Tuple[str, dict, str]] = {
     'plain': (PLAIN, NO_RESIZE, 'plain FCN, no scale augmentation'),
     'plain-aug': (PLAIN, {}, "plain FCN + mmseg's RandomResize(0.5-2) + RandomCrop"),
+    'plain-aug-nocat': (PLAIN, {'train_dataloader.dataset.pipeline.3.cat_max_ratio': 1.0},
+                        'plain-aug without RandomCrop\'s cat_max_ratio (crops not re-drawn)'),
+    'plain-aug-down': (PLAIN, {'train_dataloader.dataset.pipeline.2.ratio_range': (0.5, 1.0)},
+                       'plain-aug, RandomResize ratios 0.5-1 only (zoom out)'),
+    'plain-aug-up': (PLAIN, {'train_dataloader.dataset.pipeline.2.ratio_range': (1.0, 2.0)},
+                     'plain-aug, RandomResize ratios 1-2 only (zoom in)'),
     'ssr': (SSR, {}, 'SSR, the defaults (random pairs, full per-scale loss, terminal)'),
     'hma': (SSR, {'model.fusion': 'hma'}, 'HMA, the same training'),
     'softmax': (SSR, {'model.fusion': 'softmax'}, 'Attention to Scale (softmax), the same '
@@ -101,6 +107,9 @@ GROUPS = {
               'ssr@500', 'ssr@2000', 'hma@500', 'hma@2000', 'softmax@500', 'softmax@2000'],
     'retrofit': ['retrofit-ssr', 'retrofit-hma', 'plain-aug-cont'],
     'afa': ['plain-aug@1000', 'afa@1000', 'concat@1000', 'add@1000'],
+    # why random resize cost accuracy in the earlier in-memory loop (no cat_max_ratio there)
+    'diagnosis': ['plain@1000', 'plain-aug@1000', 'plain-aug-nocat@1000',
+                  'plain-aug-down@1000', 'plain-aug-up@1000'],
     'heldout': ['plain@1000', 'plain-aug@1000', 'plain-aug@2766', 'ssr@1000', 'hma@1000',
                 'softmax@1000'],
 }

@@ -11,10 +11,11 @@ take the module (``naive_spatial(x, sa)``), in eval mode: BatchNorm uses its run
 statistics.
 
 Also here: :func:`randomise` (random weights and BatchNorm statistics), :func:`with_layout`
-(the same values in another memory layout) and :func:`tiny_options` (the ``--cfg-options`` of a
-tiny CPU training run on the synthetic data). The module ships with the package, as
-``torch.testing`` and ``mmengine.testing`` do, and depends on torch and the package's layers
-only.
+(the same values in another memory layout), :func:`tiny_options` (the ``--cfg-options`` of a
+tiny CPU training run on the synthetic data), :func:`tiny_ssr_config` (a small
+``SSREncoderDecoder``) and :func:`seg_samples` (data samples with labels). The module ships
+with the package, as ``torch.testing`` and ``mmengine.testing`` do, and depends on torch, mmseg
+and the package's layers only.
 
 Shape shorthand: N batch, C channels, H x W spatial size, T frames, L positions, K bases or
 inputs, S scales.
@@ -32,10 +33,67 @@ __all__ = [
     'LAYOUTS', 'dense_criss_cross', 'naive_batch_norm', 'naive_channel', 'naive_conv2d',
     'naive_conv_module', 'naive_criss_cross', 'naive_criss_cross_3d', 'naive_double_attention',
     'naive_em', 'naive_hma', 'naive_mscam', 'naive_progressive', 'naive_softmax_weights',
-    'naive_spatial', 'naive_ssr', 'randomise', 'tiny_options', 'with_layout'
+    'naive_spatial', 'naive_ssr', 'randomise', 'seg_samples', 'tiny_options',
+    'tiny_ssr_config', 'with_layout'
 ]
 
 # ------------------------------------------------------------------------------------ helpers
+def tiny_ssr_config(**overrides) -> dict:
+    """A small ``SSREncoderDecoder`` config: ResNetV1c-18 at 8 channels (D8) + an FCN head.
+
+    Outputs of the backbone: 8, 16, 32, 64 channels; 3 classes; test scales (0.5, 1.0, 1.5);
+    the official training scales (0.5, 1.0) and the official, non-terminal SSR fusion.
+
+    Args:
+        **overrides: Top-level keys replaced.
+
+    Returns:
+        dict: The model config.
+    """
+    norm = dict(type='BN', requires_grad=True)
+    cfg = dict(
+        type='SSREncoderDecoder',
+        data_preprocessor=dict(type='SegDataPreProcessor', mean=[0., 0., 0.],
+                               std=[1., 1., 1.]),
+        backbone=dict(type='ResNetV1c', depth=18, stem_channels=8, base_channels=8,
+                      out_indices=(0, 1, 2, 3), dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1),
+                      norm_cfg=norm),
+        decode_head=dict(type='FCNHead', in_channels=64, in_index=3, channels=8, num_convs=1,
+                         num_classes=3, norm_cfg=norm, dropout_ratio=0.0,
+                         loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+        test_cfg=dict(mode='whole', scales=(0.5, 1.0, 1.5)),
+        train_scales=(0.5, 1.0),
+        fusion=dict(type='SSRScaleFusion', terminal=False),
+    )
+    cfg.update(overrides)
+    return cfg
+
+
+def seg_samples(n: int, h: int, w: int, flip: bool = False, num_classes: int = 3) -> list:
+    """``n`` SegDataSamples of (h, w) images, random labels in [0, num_classes), no padding.
+
+    Args:
+        n (int): Number of samples.
+        h (int): Height.
+        w (int): Width.
+        flip (bool): Mark them as horizontally flipped views. Defaults to False.
+        num_classes (int): Classes of the random labels. Defaults to 3.
+
+    Returns:
+        list[SegDataSample]: With ``gt_sem_seg`` of shape (1, h, w).
+    """
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    out = []
+    for _ in range(n):
+        s = SegDataSample(metainfo=dict(ori_shape=(h, w), img_shape=(h, w), pad_shape=(h, w),
+                                        padding_size=[0, 0, 0, 0], flip=flip,
+                                        flip_direction='horizontal' if flip else None))
+        s.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, h, w)))
+        out.append(s)
+    return out
+
+
 #: the memory layouts of :func:`with_layout`
 LAYOUTS = ('contiguous', 'channels_last', 'strided', 'transposed')
 

@@ -9,28 +9,14 @@ import copy
 import pytest
 import torch
 from mmengine.registry import init_default_scope
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from torch.testing import assert_close
 
 import mmseg_fusion  # noqa: F401
 from mmseg_fusion.functional import fuse_scales
+from mmseg_fusion.testing import seg_samples, tiny_ssr_config
 
-NORM = dict(type='BN', requires_grad=True)
-SSR = dict(
-    type='SSREncoderDecoder',
-    data_preprocessor=dict(type='SegDataPreProcessor', mean=[0., 0., 0.], std=[1., 1., 1.]),
-    backbone=dict(type='ResNetV1c', depth=18, stem_channels=8, base_channels=8,
-                  out_indices=(0, 1, 2, 3), dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1),
-                  norm_cfg=NORM),
-    decode_head=dict(type='FCNHead', in_channels=64, in_index=3, channels=8, num_convs=1,
-                     num_classes=3, norm_cfg=NORM, dropout_ratio=0.0,
-                     loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
-    test_cfg=dict(mode='whole', scales=(0.5, 1.0, 1.5)),
-    train_scales=(0.5, 1.0),
-    fusion=dict(type='SSRScaleFusion', terminal=False),
-)
+SSR = tiny_ssr_config()
 
 
 @pytest.fixture(scope='module')
@@ -46,12 +32,7 @@ def build(**overrides):
 
 
 def samples(n, h, w):
-    out = []
-    for _ in range(n):
-        s = SegDataSample(metainfo=dict(ori_shape=(h, w), img_shape=(h, w), pad_shape=(h, w)))
-        s.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, h, w)))
-        out.append(s)
-    return out
+    return seg_samples(n, h, w)
 
 
 def level_inputs(channels, batch=2, h=23, w=29):

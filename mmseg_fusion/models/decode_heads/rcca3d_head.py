@@ -69,7 +69,8 @@ class RCCA3DHead(RCCAHead):
             raise ValueError(
                 f'RCCA3DHead: the batch holds {n} frames, not a multiple of clip_length={t}; '
                 'feed whole clips of consecutive frames (ClipSampler with a dataloader '
-                'batch_size that is a multiple of clip_length)')
+                'batch_size that is a multiple of clip_length; with mmseg.apis, a list of '
+                'clip_length frames, or MMSegInferencer with batch_size=clip_length)')
         # (B * T, C, H, W) -> (B, T, C, H, W) -> (B, C, T, H, W) view
         clips = feats.view(n // t, t, c, h, w).transpose(1, 2)
         for _ in range(self.recurrence):

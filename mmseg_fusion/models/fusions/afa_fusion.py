@@ -25,12 +25,8 @@ class AFAFusion(BiAFA):
     attention of the deep feature ``y``. Its level fusion (the final fusion of ``AFANeck``)
     is :class:`MultiAFAFusion` with the same arguments.
 
-    Args:
-        channels (int): Channels C of both inputs.
-        reduction (int): Reduction ratio of the channel attention. Defaults to 16.
-        conv_cfg (dict, optional): Conv layer config. Defaults to None.
-        norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
-        act_cfg (dict): Activation of the inner layers. Defaults to ``dict(type='ReLU')``.
+    Args: those of :class:`~mmseg_fusion.layers.BiAFA` (``channels``, ``reduction``,
+        ``conv_cfg``, ``norm_cfg``, ``act_cfg``).
     """
 
     multi_input_type = 'MultiAFAFusion'
@@ -43,12 +39,8 @@ class MultiAFAFusion(MultiAFA):
     ``sum_k S_k C_k F_k`` with shared spatial and channel attentions, inputs deepest first
     (the last one is never attenuated); see :class:`~mmseg_fusion.layers.MultiAFA`.
 
-    Args:
-        channels (int): Channels C of every input.
-        reduction (int): Reduction ratio of the channel attention. Defaults to 16.
-        conv_cfg (dict, optional): Conv layer config. Defaults to None.
-        norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
-        act_cfg (dict): Activation of the inner layers. Defaults to ``dict(type='ReLU')``.
+    Args: those of :class:`~mmseg_fusion.layers.MultiAFA` (``channels``, ``reduction``,
+        ``conv_cfg``, ``norm_cfg``, ``act_cfg``).
     """
 
     level_fusion = True

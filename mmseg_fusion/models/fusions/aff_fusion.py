@@ -20,14 +20,9 @@ __all__ = ['AFFFusion', 'IAFFFusion']
 class AFFFusion(AFF):
     """AFF as a pair fusion: ``forward(x, y) = scale (x M + y (1 - M))``, ``M = MS-CAM(x + y)``.
 
-    Args:
-        channels (int): Channels C of both inputs.
-        reduction (int): Reduction r of the MS-CAM. Defaults to 4.
-        scale (float): Factor on both terms (2 in the official code, 1 in the paper's
-            formula). Defaults to 2.0.
-        conv_cfg (dict, optional): Conv layer config. Defaults to None.
-        norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
-        act_cfg (dict): Hidden activation of the MS-CAM. Defaults to ``dict(type='ReLU')``.
+    Args: those of :class:`~mmseg_fusion.layers.AFF` (``channels``, ``reduction``,
+        ``scale``: 2 in the official code, 1 in the paper's formula, ``conv_cfg``,
+        ``norm_cfg``, ``act_cfg``).
     """
 
 
@@ -35,10 +30,6 @@ class AFFFusion(AFF):
 class IAFFFusion(IAFF):
     """iAFF as a pair fusion: two attentional stages, ``forward(x, y) = x W2 + y (1 - W2)``.
 
-    Args:
-        channels (int): Channels C of both inputs.
-        reduction (int): Reduction r of both MS-CAMs. Defaults to 4.
-        conv_cfg (dict, optional): Conv layer config. Defaults to None.
-        norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
-        act_cfg (dict): Hidden activation of the MS-CAMs. Defaults to ``dict(type='ReLU')``.
+    Args: those of :class:`~mmseg_fusion.layers.IAFF` (``channels``, ``reduction``,
+        ``conv_cfg``, ``norm_cfg``, ``act_cfg``).
     """
