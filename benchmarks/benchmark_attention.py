@@ -22,15 +22,17 @@ Method:
 * Timing: every implementation is built once; the runs are interleaved (A, B, A, B, ...) so
   that a noisy machine affects all of them alike; the minimum and the median over
   ``--repeat`` runs are reported, after one warm-up run each. CPU threads: ``--threads``.
-* Peak memory on CPU: each case runs in a fresh Python process. The child builds the module,
-  runs it once on a tiny input (lazy kernel and thread-pool set-up), creates the input and the
-  upstream gradient, resets the kernel's resident-set high-water mark (``echo 5 >
-  /proc/self/clear_refs``, Linux >= 4.0; imports peak far above the steady state), reads its
-  resident set size, runs the case once and reads the high-water mark ``VmHWM``. The
-  difference is the extra peak memory of the case: activations saved for backward,
-  temporaries and gradients (parameter gradients included). Large CPU blocks are mmap-ed and
-  returned to the OS when freed, so RSS follows the live tensors. On GPU:
-  ``torch.cuda.max_memory_allocated`` minus the allocation before the run, in-process.
+* Peak memory (:class:`common.PeakMemory`). On CPU each case runs in a fresh Python process
+  (:func:`common.run_json`, environment :func:`common.memory_env`: large blocks are mmap-ed
+  and returned to the OS when freed, so the resident set follows the live tensors). The child
+  builds the module, runs it once on a tiny input (lazy kernel and thread-pool set-up),
+  creates the input and the upstream gradient, then runs the case once inside
+  ``PeakMemory``: the kernel's resident-set high-water mark is reset (``echo 5 >
+  /proc/self/clear_refs``, Linux >= 4.0; imports peak far above the steady state), and
+  ``VmHWM`` after the run minus the resident set before it is the extra peak memory of the
+  case: activations saved for backward, temporaries and gradients (parameter gradients
+  included). A peak that is only an upper bound (the mark could not be reset) is noted. On
+  GPU: ``torch.cuda.max_memory_allocated`` minus the allocation before the run, in-process.
 
 Usage::
 
@@ -46,14 +48,17 @@ import argparse
 import gc
 import json
 import os
+import os.path as osp
 import statistics
-import subprocess
 import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from common import MIB, PeakMemory, run_json  # noqa: E402
 
 Shape = Tuple[int, int, int, int]
 CCA_SHAPES: Tuple[Shape, ...] = ((2, 512, 97, 97), (2, 64, 23, 29))
@@ -179,15 +184,6 @@ def time_cases(names: Sequence[str], shape: Shape, device: str, repeat: int,
             for name, t in times.items()}
 
 
-def _proc_status_mb(key: str) -> float:
-    """``VmRSS`` (resident set) or ``VmHWM`` (its high-water mark) of this process in MiB."""
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f'benchmark_attention: no {key} in /proc/self/status')
-
-
 def memory_child(name: str, shape: Shape, mode: str, threads: int) -> dict:
     """Run one case once in this (fresh) process and return its extra peak memory in MiB."""
     torch.set_num_threads(threads)
@@ -205,13 +201,9 @@ def memory_child(name: str, shape: Shape, mode: str, threads: int) -> dict:
         grad_out = torch.randn_like(run(x.detach())) if backward else None
     module.zero_grad(set_to_none=True)
     gc.collect()
-    with open('/proc/self/clear_refs', 'w') as f:
-        f.write('5')  # reset VmHWM to the current resident set
-    before = _proc_status_mb('VmRSS')
-    high_before = _proc_status_mb('VmHWM')
-    run_once(run, x, backward, grad_out)
-    peak = _proc_status_mb('VmHWM')
-    return {'peak_mb': peak - before, 'setup_excess_mb': max(high_before - before, 0.)}
+    with PeakMemory() as memory:
+        run_once(run, x, backward, grad_out)
+    return {'peak_mb': memory.peak_mib, 'exact': memory.exact}
 
 
 def memory_cpu(name: str, shape: Shape, mode: str, threads: int) -> float:
@@ -219,18 +211,13 @@ def memory_cpu(name: str, shape: Shape, mode: str, threads: int) -> float:
     cmd = [sys.executable, os.path.abspath(__file__), '--memory-case', name,
            '--memory-shape', ','.join(map(str, shape)), '--memory-mode', mode,
            '--threads', str(threads)]
-    env = dict(os.environ, MMSEG_FUSION_SKIP_VERSION_CHECK='1')
-    # a fixed mmap threshold: glibc otherwise raises it after frees and keeps freed large
-    # blocks resident, so the resident set would not follow the live tensors
-    env.setdefault('MALLOC_MMAP_THRESHOLD_', '131072')
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
-    if proc.returncode or not lines:
-        raise RuntimeError(f'memory case {name} {shape} {mode} failed:\n{proc.stderr[-2000:]}')
-    result = json.loads(lines[-1])
-    if result['setup_excess_mb'] > 5:
-        print(f'  note: {name} {shape}: setup peak exceeded the baseline by '
-              f'{result["setup_excess_mb"]:.0f} MiB; the high-water mark was not reset')
+    try:
+        result = run_json(cmd)
+    except RuntimeError as e:
+        raise RuntimeError(f'memory case {name} {shape} {mode} failed: {e}') from None
+    if not result['exact']:
+        print(f'  note: {name} {shape} {mode}: the high-water mark could not be reset; the '
+              'peak is an upper bound')
     return result['peak_mb']
 
 
@@ -241,12 +228,9 @@ def memory_cuda(run: Callable, module: nn.Module, shape: Shape, mode: str) -> fl
     with torch.no_grad():
         grad_out = torch.randn_like(run(x.detach())) if backward else None
     module.zero_grad(set_to_none=True)
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    before = torch.cuda.memory_allocated()
-    run_once(run, x, backward, grad_out)
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_allocated() - before) / 2 ** 20
+    with PeakMemory('cuda') as memory:
+        run_once(run, x, backward, grad_out)
+    return memory.peak / MIB
 
 
 def max_difference(a: Callable, b: Callable, shape: Shape, device: str) -> float:
@@ -298,7 +282,9 @@ def print_table(title: str, shape: Shape, results: Dict[str, dict],
             if name == baseline:
                 continue
             ratios = [r[m][0] / base[m][0] for m in ('fwd', 'fwd+bwd')]
-            mems = [r[f'mem {m}'] / base[f'mem {m}'] for m in ('fwd', 'fwd+bwd')]
+            # (a peak below malloc's mmap threshold can be 0: no ratio then)
+            mems = [r[f'mem {m}'] / base[f'mem {m}'] if base[f'mem {m}'] > 0 else float('nan')
+                    for m in ('fwd', 'fwd+bwd')]
             print(f'{name} / {baseline}: time fwd {ratios[0]:.2f}x, fwd+bwd {ratios[1]:.2f}x '
                   f'(min over runs); peak memory fwd {mems[0]:.2f}x, fwd+bwd {mems[1]:.2f}x')
     for name, r in results.items():

@@ -9,21 +9,22 @@ see the same batch: one image, views = scales x {no flip, flip} (6 by default) b
 ``test_cfg.scales=(1.0,)``) and averages the softmax of all views; ``SSRTTAModel`` predicts each
 view with its density and fuses it into a running SSR state at once.
 
-Peak memory on CPU: each model is measured in its own fresh process. Tensors of more than 128
-KiB (every per-view logit map here) are ``mmap``-allocated by glibc's malloc (the children run
-with ``MALLOC_MMAP_THRESHOLD_=131072``, so the threshold stays there) and unmapped when
-freed, so the resident set follows the bytes of live large tensors; the peak resident set
-(``ru_maxrss``) during ``test_step`` minus the resident set just before it is the peak of the
-memory the TTA step allocates (network activations plus the views held for the merge; the
-network part is the same for both). Time: the median of ``--repeat`` runs of ``test_step`` in
-that process, after the measured run.
+Peak memory on CPU (:class:`common.PeakMemory`): each model is measured in its own fresh
+process (:func:`common.run_json`). Tensors of more than 128 KiB (every per-view logit map
+here) are ``mmap``-allocated by glibc's malloc (the children run with
+:func:`common.memory_env`'s fixed threshold) and unmapped when freed, so the resident set
+follows the bytes of live large tensors. After one warm-up ``test_step``, the kernel's
+high-water mark of the resident set is reset and ``VmHWM`` during the next ``test_step``
+minus the resident set just before it is the peak of the memory the TTA step allocates
+(network activations plus the views held for the merge; the network part is the same for
+both); it is marked ``*`` where the mark could not be reset (an upper bound). Time: the
+median of ``--repeat`` runs of ``test_step`` in that process, the measured run included.
 """
 import argparse
 import json
 import os
-import resource
+import os.path as osp
 import statistics
-import subprocess
 import sys
 import time
 from typing import List, Optional, Sequence
@@ -31,26 +32,29 @@ from typing import List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from common import MIB, PeakMemory, run_json  # noqa: E402
+
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The command line."""
     parser = argparse.ArgumentParser(description='SSRTTAModel vs SegTTAModel')
     parser.add_argument('--height', type=int, default=512)
     parser.add_argument('--width', type=int, default=1024)
     parser.add_argument('--classes', type=int, default=19)
     parser.add_argument('--scales', type=float, nargs='+', default=[0.5, 1.0, 1.5])
-    parser.add_argument('--repeat', type=int, default=3, help='timed runs per model')
+    parser.add_argument('--repeat', type=int, default=3,
+                        help='timed runs per model (the median is reported)')
     parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
     parser.add_argument('--worker', choices=['ssr', 'seg'], help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
-
-
-def rss_bytes() -> int:
-    """Current resident set size of this process."""
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+    args = parser.parse_args(argv)
+    if min(args.repeat, args.threads) < 1:
+        parser.error(f'--repeat and --threads must be >= 1, got {args.repeat}, {args.threads}')
+    return args
 
 
 def build(kind: str, num_classes: int) -> torch.nn.Module:
+    """``SSRTTAModel`` (``kind='ssr'``) or ``SegTTAModel`` around the small SSR segmentor."""
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
@@ -94,23 +98,27 @@ def make_views(height: int, width: int, scales: Sequence[float]) -> dict:
 
 
 def worker(args: argparse.Namespace) -> dict:
+    """Measure one model in this (fresh) process: peak bytes, median time, prediction shape."""
     torch.set_num_threads(args.threads)
     model = build(args.worker, args.classes)
     data = make_views(args.height, args.width, args.scales)
     with torch.no_grad():
-        before = rss_bytes()
-        model.test_step(data)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
-        times = []
-        for _ in range(args.repeat):
+        model.test_step(data)  # warm-up: lazy kernel and thread-pool set-up
+        with PeakMemory() as memory:
+            start = time.perf_counter()
+            out = model.test_step(data)
+            times = [time.perf_counter() - start]
+        for _ in range(args.repeat - 1):
             start = time.perf_counter()
             out = model.test_step(data)
             times.append(time.perf_counter() - start)
-    return dict(model=args.worker, peak_bytes=peak, time_s=statistics.median(times),
-                views=len(data['inputs']), pred_shape=list(out[0].pred_sem_seg.shape))
+    return dict(model=args.worker, peak_bytes=memory.peak, exact=memory.exact,
+                time_s=statistics.median(times), views=len(data['inputs']),
+                pred_shape=list(out[0].pred_sem_seg.shape))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Measure both models, each in a fresh process, and print the comparison."""
     args = parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args)))
@@ -119,27 +127,25 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     base = [sys.executable, os.path.abspath(__file__), '--height', str(args.height), '--width',
             str(args.width), '--classes', str(args.classes), '--repeat', str(args.repeat),
             '--threads', str(args.threads), '--scales', *map(str, args.scales)]
-    env = dict(os.environ, MMSEG_FUSION_SKIP_VERSION_CHECK='1')
-    # a fixed mmap threshold: glibc otherwise raises it after frees and keeps freed large
-    # blocks resident, so the resident set would not follow the live tensors
-    env.setdefault('MALLOC_MMAP_THRESHOLD_', '131072')
     for kind in ('seg', 'ssr'):
-        proc = subprocess.run(base + ['--worker', kind], capture_output=True, text=True,
-                              env=env, check=False)
-        if proc.returncode != 0:
-            raise SystemExit(f'benchmark_tta: the {kind} worker failed:\n{proc.stderr[-3000:]}')
-        results[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f'benchmark_tta: measuring {kind} in a fresh process', flush=True)
+        try:
+            results[kind] = run_json(base + ['--worker', kind])
+        except RuntimeError as e:
+            raise SystemExit(f'benchmark_tta: the {kind} worker failed: {e}') from None
     seg, ssr = results['seg'], results['ssr']
-    mib = 1024 ** 2
-    view_mib = args.classes * args.height * args.width * 4 / mib
+    view_mib = args.classes * args.height * args.width * 4 / MIB
     print(f'views: {ssr["views"]} (scales {args.scales} x 2 flips), image '
           f'{args.height}x{args.width}, {args.classes} classes '
           f'(one fp32 logit map at the original size: {view_mib:.1f} MiB)')
     print(f'{"model":<14}{"time (s)":>10}{"peak (MiB)":>12}')
-    print(f'{"SegTTAModel":<14}{seg["time_s"]:>10.3f}{seg["peak_bytes"] / mib:>12.1f}')
-    print(f'{"SSRTTAModel":<14}{ssr["time_s"]:>10.3f}{ssr["peak_bytes"] / mib:>12.1f}')
+    for name, r in (('SegTTAModel', seg), ('SSRTTAModel', ssr)):
+        mark = '' if r['exact'] else '*'
+        print(f'{name:<14}{r["time_s"]:>10.3f}{r["peak_bytes"] / MIB:>11.1f}{mark or " "}')
     print(f'time ratio SSR/Seg: {ssr["time_s"] / seg["time_s"]:.3f}   '
           f'peak memory ratio SSR/Seg: {ssr["peak_bytes"] / seg["peak_bytes"]:.3f}')
+    if not (seg['exact'] and ssr['exact']):
+        print('* the high-water mark could not be reset: an upper bound')
 
 
 if __name__ == '__main__':

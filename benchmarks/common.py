@@ -3,13 +3,17 @@
 - :func:`train` trains a config with mmengine's ``Runner`` (mmseg's datasets, transforms, data
   preprocessor, losses, optimizer wrapper and schedulers, exactly as ``tools/train.py``);
   :func:`evaluate` runs a model over a config's test dataloader with mmseg's ``IoUMetric``
-  (as ``tools/test.py``) and also returns the per-class IoU.
+  (as ``tools/test.py``) and also returns the per-class IoU; :func:`evaluate_groups` does the
+  same over groups of the test images too (e.g. the degraded frames of a video).
 - :func:`run_jobs` runs worker processes in parallel (one intra-op thread each by default),
   printing a line as each finishes; :class:`JsonCache` keeps each job's result, so a second
   run only does what is missing.
 - :func:`mean_std` / :func:`fmt_mean_std`: the seeds' mean ± sample standard deviation.
 - :class:`PeakMemory`: peak memory of a block (CPU: the kernel's resident-set high-water
-  mark, reset first; CUDA: ``max_memory_allocated``).
+  mark, reset first; CUDA: ``max_memory_allocated``); :func:`rss_bytes` the resident set now.
+  A CPU measurement runs in a fresh process: :func:`memory_env` is its environment (a fixed
+  ``mmap`` threshold, so that the resident set follows the live tensors) and
+  :func:`run_json` runs it and returns the JSON line it prints.
 - :func:`step_flops`: FLOPs of one call (``torch.utils.flop_counter``), e.g. a training step.
 
 Not shipped: ``benchmarks/`` lives beside the package.
@@ -21,14 +25,16 @@ import resource
 import statistics
 import subprocess
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 __all__ = [
-    'ROOT', 'JsonCache', 'PeakMemory', 'evaluate', 'fmt_mean_std', 'load_config',
-    'mean_std', 'random_samples', 'run_jobs', 'step_flops', 'train'
+    'MIB', 'ROOT', 'JsonCache', 'PeakMemory', 'evaluate', 'evaluate_groups', 'fmt_mean_std',
+    'load_config', 'mean_std', 'memory_env', 'random_samples', 'rss_bytes', 'run_jobs',
+    'run_json', 'step_flops', 'train'
 ]
+MIB = 1024**2
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -145,6 +151,60 @@ def evaluate(model, cfg, num_classes: int) -> Dict[str, object]:
                 class_iou=class_iou[:num_classes])
 
 
+def evaluate_groups(model, cfg, num_classes: int,
+                    groups: Callable[[dict], Iterable[str]]) -> Dict[str, Dict[str, object]]:
+    """:func:`evaluate` over all of ``cfg``'s test images and over groups of them.
+
+    One pass of the loop of :func:`evaluate`; each group's metrics are mmseg's
+    ``IoUMetric.compute_metrics`` of the per-image areas of its images.
+
+    Args:
+        model (nn.Module): The model (put in eval mode here).
+        cfg (Config): Its config; the test dataloader and evaluator are built from it.
+        num_classes (int): Classes (the length of ``class_iou``).
+        groups (Callable[[dict], Iterable[str]]): The names of the groups an image belongs to,
+            from its metainfo (``img_path``, ``ori_shape``, ...); ``'all'`` holds every image.
+
+    Returns:
+        dict[str, dict]: Per group, in the order first met (``'all'`` first): ``mIoU``,
+        ``aAcc``, ``class_iou`` (percent, as :func:`evaluate`) and ``images`` (how many).
+    """
+    import torch
+    from mmengine.evaluator import Evaluator
+    from mmengine.runner import Runner
+    loader = Runner.build_dataloader(cfg.test_dataloader)
+    evaluator = Evaluator(cfg.test_evaluator)
+    evaluator.dataset_meta = loader.dataset.metainfo
+    metric = evaluator.metrics[0]
+    members: Dict[str, List[int]] = {'all': []}
+    model.eval()
+    with torch.no_grad():
+        for data in loader:
+            outputs = model.test_step(data)
+            for sample in outputs:
+                index = len(members['all'])
+                members['all'].append(index)
+                for name in groups(sample.metainfo):
+                    members.setdefault(name, []).append(index)
+            evaluator.process(data_samples=outputs, data_batch=data)
+    # (area_intersect, area_union, area_pred, area_label) per image, in the loader's order
+    results = list(metric.results)
+    metric.results.clear()
+    if len(results) != len(members['all']):
+        raise RuntimeError(f'evaluate_groups: {len(results)} metric results for '
+                           f'{len(members["all"])} images')
+    out = {}
+    for name, indices in members.items():
+        subset = [results[i] for i in indices]
+        metrics = metric.compute_metrics(subset)
+        inter = sum(r[0] for r in subset)
+        union = sum(r[1] for r in subset)
+        class_iou = [100.0 * float(i) / max(float(u), 1.0) for i, u in zip(inter, union)]
+        out[name] = dict(mIoU=float(metrics['mIoU']), aAcc=float(metrics['aAcc']),
+                         class_iou=class_iou[:num_classes], images=len(indices))
+    return out
+
+
 def step_flops(fn: Callable[[], object]) -> float:
     """FLOPs counted by ``torch.utils.flop_counter.FlopCounterMode`` while ``fn`` runs."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -208,46 +268,156 @@ def _status_kib(key: str) -> Optional[int]:
     return None
 
 
+def _status_kibs(*keys: str) -> Dict[str, Optional[int]]:
+    """``keys`` of ``/proc/self/status`` (KiB) read at once (None where absent)."""
+    values: Dict[str, Optional[int]] = dict.fromkeys(keys)
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                key = line.split(':', 1)[0]
+                if key in values:
+                    values[key] = int(line.split()[1])
+    except OSError:
+        pass
+    return values
+
+
+def rss_bytes() -> int:
+    """The resident set size of this process now (``/proc/self/statm``), in bytes.
+
+    Falls back to ``ru_maxrss`` (the lifetime peak) where ``/proc`` is missing.
+    """
+    try:
+        with open('/proc/self/statm') as f:
+            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 class PeakMemory:
     """Peak memory of a ``with`` block, in bytes, above what was in use when it started.
 
     CPU: the resident set's high-water mark ``VmHWM`` after resetting it
-    (``/proc/self/clear_refs``, Linux >= 4.0); where that is refused, ``ru_maxrss`` (the
-    process's lifetime peak: an upper bound, ``exact`` is False). CUDA (``device`` starting
-    with ``'cuda'``): ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``.
+    (``/proc/self/clear_refs``, Linux >= 4.0). Where the reset is refused, or ``VmHWM``
+    stays more than :attr:`RESET_TOLERANCE` above the resident set after it (the reset did
+    not take), the process's lifetime peak is used instead (``ru_maxrss``: an upper bound,
+    ``exact`` is False). Run it in a fresh process started with :func:`memory_env`, after a
+    warm-up, so that the resident set follows the live tensors. CUDA (``device`` starting with
+    ``'cuda'``): ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``, above
+    ``memory_allocated`` at the start.
+
+    Args:
+        device (str): ``'cpu'`` or a CUDA device. Defaults to ``'cpu'``.
+
+    Attributes:
+        before (int): Bytes in use when the block started (CPU: the resident set; CUDA: the
+            allocated bytes).
+        peak (int): After the block: the peak above ``before``, in bytes.
+        exact (bool): False where ``peak`` is only an upper bound (see above).
+
+    Example:
+        >>> with PeakMemory() as mem:
+        ...     run()
+        >>> print(f'{mem.peak_mib:.0f} MiB', '' if mem.exact else '(upper bound)')
     """
+
+    #: how far ``VmHWM`` may stay above the resident set right after a reset (bytes)
+    RESET_TOLERANCE = 4 * MIB
 
     def __init__(self, device: str = 'cpu') -> None:
         self.device = device
         self.peak: Optional[int] = None
+        self.before: Optional[int] = None
         self.exact = True
+
+    @property
+    def peak_mib(self) -> Optional[float]:
+        """:attr:`peak` in MiB (None before the block has ended)."""
+        return None if self.peak is None else self.peak / MIB
 
     def __enter__(self) -> 'PeakMemory':
         if self.device.startswith('cuda'):
             import torch
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-            self._before = torch.cuda.memory_allocated()
+            self.before = torch.cuda.memory_allocated()
+            self._before = self.before
             return self
         try:
             with open('/proc/self/clear_refs', 'w') as f:
                 f.write('5')
         except OSError:
             self.exact = False
-        self._before = (_status_kib('VmRSS') or 0) * 1024
+        status = _status_kibs('VmRSS', 'VmHWM')
+        rss = status['VmRSS']
+        self.before = rss * 1024 if rss is not None else rss_bytes()
+        self._before = self.before
+        hwm = status['VmHWM']
+        if hwm is None or (hwm * 1024 - self.before > self.RESET_TOLERANCE):
+            self.exact = False
         return self
 
     def __exit__(self, *exc) -> None:
         if self.device.startswith('cuda'):
             import torch
             torch.cuda.synchronize()
-            self.peak = torch.cuda.max_memory_allocated() - self._before
+            self.peak = torch.cuda.max_memory_allocated() - self.before
             return
         high = _status_kib('VmHWM') if self.exact else None
         if high is None:
             self.exact = False
             high = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        self.peak = high * 1024 - self._before
+        self.peak = high * 1024 - self.before
+
+
+#: glibc's ``mmap`` threshold of the processes that measure memory: a fixed 128 KiB
+MMAP_THRESHOLD = '131072'
+
+
+def memory_env(**defaults: str) -> Dict[str, str]:
+    """The environment of a child process that measures its peak memory (:class:`PeakMemory`).
+
+    This process's environment, with glibc's ``MALLOC_MMAP_THRESHOLD_`` fixed at 128 KiB:
+    every block above it is ``mmap``-ed and unmapped when freed, so the resident set follows
+    the live tensors (with glibc's default, dynamic threshold, freed blocks of a few hundred
+    KiB stay resident). Unbuffered output, no version warning.
+
+    Args:
+        **defaults (str): More variables, set (like the threshold) only where the
+            environment has none, e.g. ``OMP_WAIT_POLICY='PASSIVE'``.
+
+    Returns:
+        dict[str, str]: The environment.
+    """
+    env = dict(os.environ, PYTHONUNBUFFERED='1', MMSEG_FUSION_SKIP_VERSION_CHECK='1')
+    for key, value in dict(MALLOC_MMAP_THRESHOLD_=MMAP_THRESHOLD, **defaults).items():
+        env.setdefault(key, str(value))
+    return env
+
+
+def run_json(cmd: Sequence[str], env: Optional[Dict[str, str]] = None,
+             timeout: Optional[float] = None) -> dict:
+    """Run a worker process that prints its result as a JSON line; that result.
+
+    Args:
+        cmd (Sequence[str]): The command.
+        env (dict, optional): Its environment. Defaults to None (:func:`memory_env`).
+        timeout (float, optional): Seconds before it is killed. Defaults to None.
+
+    Returns:
+        dict: The last line of its standard output that starts with ``{``, parsed.
+
+    Raises:
+        RuntimeError: ``exit <status>: <the end of its standard error>`` when it exits
+            non-zero or prints no such line.
+    """
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
+                          env=memory_env() if env is None else env, timeout=timeout,
+                          check=False)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f'exit {proc.returncode}: {proc.stderr.strip()[-2000:]}')
+    return json.loads(lines[-1])
 
 
 def random_samples(n: int, h: int, w: int, num_classes: int) -> list:

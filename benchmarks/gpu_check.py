@@ -37,12 +37,14 @@ Four sections, each adding rows to one markdown table (printed at the end, and w
    CPU the synthetic SSR config (ResNetV1c-18 at 1/4 width, whole-image inference) at
    64x128.
 
-Peak memory is the memory a case allocates beyond what was allocated before it: on CUDA
-``torch.cuda.max_memory_allocated`` minus ``torch.cuda.memory_allocated`` before the case
-(the caching allocator's count of live tensors); on CPU the kernel's high-water mark of the
-resident set (``VmHWM``, reset through ``/proc/self/clear_refs``) minus the resident set
-before the case, in a child process started with ``MALLOC_MMAP_THRESHOLD_=131072`` (blocks
-over 128 KiB are unmapped when freed, so the resident set follows the live tensors).
+Peak memory is the memory a case allocates beyond what was allocated before it
+(:class:`common.PeakMemory`): on CUDA ``torch.cuda.max_memory_allocated`` minus
+``torch.cuda.memory_allocated`` before the case (the caching allocator's count of live
+tensors); on CPU the kernel's high-water mark of the resident set (``VmHWM``, reset through
+``/proc/self/clear_refs``) minus the resident set before the case, in a child process started
+with :func:`common.memory_env` (blocks over 128 KiB are unmapped when freed, so the resident
+set follows the live tensors). Where the mark cannot be reset the peak is an upper bound, and
+the row's result says so.
 
 The exit status is 1 when any row failed, 0 otherwise (skipped rows say why).
 """
@@ -64,7 +66,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from common import ROOT, PeakMemory, memory_env  # noqa: E402
+
 SECTIONS = ('tests', 'train', 'criss-cross', 'ssr')
 #: test folders whose tests run on ``--device`` (tests/conftest.py's DEVICE_FOLDERS)
 TEST_FOLDERS = ('tests/test_functional', 'tests/test_layers', 'tests/test_models')
@@ -78,7 +82,6 @@ SSR_CONFIG = {'cuda': 'configs/ssr/ssr_deeplabv3plus_r50-d8_4xb2-80k_cityscapes-
               'cpu': 'configs/ssr/ssr_fcn_r18-d8_1xb8-600_synthetic-128x128.py'}
 SSR_SIZE = {'cuda': (1024, 2048), 'cpu': (64, 128)}
 AUTOCAST_DTYPE = {'cuda': 'float16', 'cpu': 'bfloat16'}
-MIB = 1024 ** 2
 
 
 @dataclass
@@ -292,57 +295,6 @@ def check_train(args: argparse.Namespace, work_dir: str) -> List[Row]:
 
 
 # -------------------------------------------------------------------- 3-4. timed workers
-def rss_bytes() -> int:
-    """Current resident set size of this process."""
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-
-
-def hwm_bytes() -> int:
-    """High-water mark of the resident set (``VmHWM``) of this process."""
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError('gpu_check: no VmHWM in /proc/self/status')
-
-
-class PeakMemory:
-    """Peak memory allocated inside a ``with`` block beyond what was allocated before it.
-
-    Args:
-        device (str): ``cuda`` (the caching allocator's counters) or ``cpu`` (the kernel's
-            resident-set high-water mark, reset on entry).
-    """
-
-    def __init__(self, device: str) -> None:
-        self.device = device
-        self.peak_mib: Optional[float] = None
-
-    def __enter__(self) -> 'PeakMemory':
-        import torch
-        if self.device == 'cuda':
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-        else:
-            try:
-                with open('/proc/self/clear_refs', 'w') as f:
-                    f.write('5')
-                self.base = rss_bytes()
-            except OSError:  # the high-water mark cannot be reset: no honest peak
-                self.base = None
-        return self
-
-    def __exit__(self, *exc) -> None:
-        import torch
-        if self.device == 'cuda':
-            torch.cuda.synchronize()
-            self.peak_mib = (torch.cuda.max_memory_allocated() - self.base) / MIB
-        elif self.base is not None:
-            self.peak_mib = (hwm_bytes() - self.base) / MIB
-
-
 def sync(device: str) -> None:
     """Wait for the device (CUDA kernels run asynchronously)."""
     if device == 'cuda':
@@ -350,8 +302,14 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(fn: Callable[[], object], device: str, repeat: int) -> Tuple[float, float]:
-    """Warm up once, then the peak memory of one call and the median time of ``repeat``."""
+def measure(fn: Callable[[], object], device: str,
+            repeat: int) -> Tuple[float, float, bool]:
+    """Warm up once, then the peak memory of one call and the median time of ``repeat``.
+
+    Returns:
+        tuple[float, float, bool]: Seconds, peak MiB and whether the peak is exact (not an
+        upper bound, see :class:`common.PeakMemory`).
+    """
     fn()
     sync(device)
     times = []
@@ -365,7 +323,12 @@ def measure(fn: Callable[[], object], device: str, repeat: int) -> Tuple[float, 
         fn()
         sync(device)
         times.append(time.perf_counter() - start)
-    return statistics.median(times), peak.peak_mib
+    return statistics.median(times), peak.peak_mib, peak.exact
+
+
+def _bound(exact: bool) -> str:
+    """What a row's result adds when its peak is only an upper bound."""
+    return '' if exact else '; peak memory: an upper bound (VmHWM not reset)'
 
 
 def worker_criss_cross(args: argparse.Namespace) -> List[Row]:
@@ -416,7 +379,7 @@ def worker_criss_cross(args: argparse.Namespace) -> List[Row]:
                 x.grad = None
                 module.zero_grad(set_to_none=True)
 
-            seconds, peak = measure(step, device, args.repeat)
+            seconds, peak, exact = measure(step, device, args.repeat)
             result = 'finite' if torch.isfinite(outputs[name]).all() else 'NOT FINITE'
             status = 'ok' if result == 'finite' else 'FAIL'
             if 'ours' in name and len(modules) > 1:
@@ -425,8 +388,9 @@ def worker_criss_cross(args: argparse.Namespace) -> List[Row]:
                 result += f', max diff from mmcv {diff:.1e} (relative)'
                 if diff > (1e-4 if precision == 'float32' else 5e-2):
                     status = 'FAIL'
-            rows.append(Row('criss-cross', name, setting, status, result, seconds, peak))
-            log(f'criss-cross {name} {setting}: {seconds * 1e3:.1f} ms, peak {peak} MiB')
+            rows.append(Row('criss-cross', name, setting, status, result + _bound(exact),
+                            seconds, peak))
+            log(f'criss-cross {name} {setting}: {seconds * 1e3:.1f} ms, peak {peak:.1f} MiB')
 
         def step_function() -> None:
             with context():
@@ -437,13 +401,13 @@ def worker_criss_cross(args: argparse.Namespace) -> List[Row]:
 
         with torch.no_grad(), context():
             finite = bool(torch.isfinite(criss_cross_attention(*qk, v)).all())
-        seconds, peak = measure(step_function, device, args.repeat)
+        seconds, peak, exact = measure(step_function, device, args.repeat)
         rows.append(Row('criss-cross', 'criss_cross_attention (ours, function)',
                         f'{device}, {label}, q, k ({n}, {c // 8}, {h}, {w}), v ({n}, {c}, '
                         f'{h}, {w}){note}, fwd+bwd', 'ok' if finite else 'FAIL',
-                        f'{"finite" if finite else "NOT FINITE"}; no convolutions, no residual',
-                        seconds, peak))
-        log(f'criss-cross function {setting}: {seconds * 1e3:.1f} ms, peak {peak} MiB')
+                        f'{"finite" if finite else "NOT FINITE"}; no convolutions, no residual'
+                        + _bound(exact), seconds, peak))
+        log(f'criss-cross function {setting}: {seconds * 1e3:.1f} ms, peak {peak:.1f} MiB')
         if mmcv_error:
             rows.append(Row('criss-cross', 'mmcv.ops.CrissCrossAttention', setting,
                             'skipped', mmcv_error))
@@ -524,15 +488,15 @@ def worker_ssr(args: argparse.Namespace) -> List[Row]:
             with torch.no_grad():
                 preds[:] = model.test_step(data)
 
-        seconds, peak = measure(run, device, max(1, args.repeat // 3))
+        seconds, peak, exact = measure(run, device, max(1, args.repeat // 3))
         shape = tuple(preds[0].pred_sem_seg.data.shape[-2:])
         ok = shape == (height, width)
         setting = (f'{device}, float32, {height}x{width}, scales {scales}'
                    + (', small CPU size' if device == 'cpu' else ''))
         result = (f'{len(scales)} {"scales" if name.startswith("SSREncoder") else "views"}, '
-                  f'{what}; prediction {shape[0]}x{shape[1]}')
+                  f'{what}; prediction {shape[0]}x{shape[1]}' + _bound(exact))
         rows.append(Row('ssr', name, setting, 'ok' if ok else 'FAIL', result, seconds, peak))
-        log(f'ssr {name}: {seconds:.3f} s, peak {peak} MiB')
+        log(f'ssr {name}: {seconds:.3f} s, peak {peak:.1f} MiB')
     return rows
 
 
@@ -540,9 +504,9 @@ def run_worker(section: str, args: argparse.Namespace) -> List[Row]:
     """Run a timed section in a fresh child process (own allocator and memory counters)."""
     cmd = [sys.executable, '-u', osp.abspath(__file__), '--worker', section, '--device',
            args.device, '--repeat', str(args.repeat)]
-    # a fixed mmap threshold: glibc otherwise raises it after frees and keeps freed large
-    # blocks resident, so the resident set would not follow the live tensors
-    env = child_env(MALLOC_MMAP_THRESHOLD_=os.environ.get('MALLOC_MMAP_THRESHOLD_', '131072'))
+    # a fixed mmap threshold: the resident set follows the live tensors
+    env = memory_env()
+    env.pop('LOCAL_RANK', None)
     log(f'{section}: running in a child process')
     rows_line = None
     with subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) as proc:

@@ -31,34 +31,35 @@ script measures, each in its own process:
 - ``naive``: the same per-scale predictions kept until all scales are done, as mmseg's
   ``SegTTAModel`` keeps its views: for each scale the image is resized and predicted by the
   public ``predict_view`` (logits and density resized to the input size), every result is
-  stored, then :func:`~mmseg_fusion.functional.scale_fusion.fuse_scales` fuses the lists;
+  stored, then :func:`~mmseg_fusion.functional.scale_fusion.fuse_scales` fuses the lists
+  with the model's fusion (``model.fusion.method`` and ``model.fusion.options()``);
 - ``single``: every scale of the sets alone (``test_cfg.scales = (s,)``, set after
   construction since the constructor requires 1.0), for the largest single-scale peak.
 
 It prints the peaks, ``peak - largest single-scale peak of the scales involved`` for both
 and their ratio, and checks that both give the same fused logits (per-class sums).
 
-Measurement. Each configuration runs in a fresh Python process (``--worker``) with
-``torch.set_num_threads(--threads)``, ``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads
-sleep instead of spinning, which on a busy 2-core machine made small predictions up to 6x
-slower) and glibc's ``MALLOC_MMAP_THRESHOLD_=131072`` (a fixed threshold: every tensor above
-128 KiB is ``mmap``-ed and unmapped when freed, so the resident set follows the live tensors;
-with glibc's default, dynamic threshold, freed 256 KiB tensors were seen to stay resident).
-Both are only defaults: values already in the environment are kept. The process
-records its resident set (RSS) after the imports, builds the model, runs one warm-up
-prediction (on a 1/8-size image, or on the image itself below 512 rows: lazy oneDNN and
-thread-pool set-up), creates the input and
-records the RSS again: the difference is the **model+input** baseline (weights, the input,
-what the warm-up leaves; it moved by about 64 MiB between two runs of the default settings,
-while every peak repeated to the MiB). It then resets the kernel's high-water mark of the
-RSS (``echo 5 > /proc/self/clear_refs``, Linux >= 4.0), runs the prediction once and reads
-``VmHWM``: **peak during inference** = ``VmHWM`` - RSS before the prediction, i.e. every byte the
-prediction had resident at its worst moment (activations, stitched sliding-window maps,
-per-scale logits, outputs), measured by the kernel, not estimated. Where ``clear_refs`` is not
-writable the high-water mark cannot be reset and the peak is marked ``*`` (an upper bound).
-**time** is the wall time of that same prediction (``--repeat`` > 1 adds untimed-for-memory
-runs and reports the median). On a machine shared with other jobs times are noisy; the
-memory figures are not affected by other processes.
+Measurement (:mod:`common`). Each configuration runs in a fresh Python process
+(``--worker``, :func:`common.run_json`) with ``torch.set_num_threads(--threads)``,
+``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads sleep instead of spinning, which on a busy
+2-core machine made small predictions up to 6x slower) and :func:`common.memory_env`'s fixed
+``mmap`` threshold (every tensor above 128 KiB is ``mmap``-ed and unmapped when freed, so the
+resident set follows the live tensors; with glibc's default, dynamic threshold, freed 256 KiB
+tensors were seen to stay resident). Both are only defaults: values already in the
+environment are kept. The process records its resident set (RSS, :func:`common.rss_bytes`)
+after the imports, builds the model, runs one warm-up prediction (on a 1/8-size image, or on
+the image itself below 512 rows: lazy oneDNN and thread-pool set-up) and creates the input.
+The prediction then runs once inside :class:`common.PeakMemory`, which resets the kernel's
+high-water mark of the RSS (``echo 5 > /proc/self/clear_refs``, Linux >= 4.0) and records the
+RSS at the start: the RSS there minus the RSS after the imports is the **model+input** baseline
+(weights, the input, what the warm-up leaves; it moved by about 64 MiB between two runs of
+the default settings, while every peak repeated to the MiB), and **peak during inference** =
+``VmHWM`` - that RSS, i.e. every byte the prediction had resident at its worst moment
+(activations, stitched sliding-window maps, per-scale logits, outputs), measured by the
+kernel, not estimated. Where the high-water mark cannot be reset the peak is marked ``*`` (an
+upper bound). **time** is the wall time of that same prediction (``--repeat`` > 1 adds
+untimed-for-memory runs and reports the median). On a machine shared with other jobs times
+are noisy; the memory figures are not affected by other processes.
 
 ``--quick`` (for the smoke test): a 64x128 image and sliding windows scaled by 1/16.
 ``--jobs N`` runs N worker processes at once: each peak is still that of its own process,
@@ -70,15 +71,14 @@ import json
 import os
 import os.path as osp
 import statistics
-import subprocess
 import sys
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence, Tuple
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-MIB = 1024 ** 2
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from common import MIB, ROOT, PeakMemory, memory_env, rss_bytes, run_json  # noqa: E402
 
 #: Cityscapes configs by short name: one per head / neck / segmentor type (the R101 variants
 #: have the same head as the R50 ones and differ only by the backbone depth).
@@ -98,32 +98,6 @@ DEFAULT_CONFIGS = ['ccnet', 'ccnet-official', 'emanet', 'a2net', 'afa-r50', 'afa
                    'iaff-r50', 'iaff-mit-b0', 'ssr']
 DEFAULT_SCALES = ['1.0', '0.5,1.0', '0.5,1.0,1.5', '0.5,1.0,1.5,2.0']
 QUICK_SIZE = (64, 128)
-
-
-# ---------------------------------------------------------------------------- measurement
-def rss_bytes() -> int:
-    """Current resident set size of this process."""
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-
-
-def hwm_bytes() -> int:
-    """High-water mark of the resident set (``VmHWM``) of this process."""
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError('memory_full_resolution: no VmHWM in /proc/self/status')
-
-
-def reset_hwm() -> bool:
-    """Reset ``VmHWM`` to the current resident set; False where the kernel refuses."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------------------- model building
@@ -272,8 +246,9 @@ def predict_naive(model, inputs, scales: Sequence[float]):
     logits = [v.seg_logits.data[None] for v in views]
     densities = ([v.seg_density.data[None] for v in views]
                  if 'seg_density' in views[0] else None)
-    fused = sf.fuse_scales(logits, densities, method=model.fusion, phi=model.phi,
-                           terminal=model.terminal)
+    # the model's registered scale fusion: its method and options (phi, terminal for SSR)
+    fused = sf.fuse_scales(logits, densities, method=model.fusion.method,
+                           **model.fusion.options())
     return model.postprocess_result(fused, make_samples(height, width))
 
 
@@ -299,19 +274,18 @@ def worker(job: dict) -> dict:
         gc.collect()
         inputs = torch.randn(1, 3, height, width, generator=g)
         gc.collect()
-        rss_base = rss_bytes()
-        exact = reset_hwm()
-        start = time.perf_counter()
-        out = run_once(model, job, inputs)
-        times = [time.perf_counter() - start]
-        peak = hwm_bytes() - rss_base
+        with PeakMemory() as memory:
+            start = time.perf_counter()
+            out = run_once(model, job, inputs)
+            times = [time.perf_counter() - start]
         logits = out[0].seg_logits.data
         result = dict(
             name=job['name'], mode=job['mode'], scales=job['scales'], backbone=backbone,
             test_mode=model.test_cfg.get('mode', 'whole'),
             windows=count_windows(model.test_cfg, height, width, job['scales'] or [1.0]),
             params=sum(p.numel() for p in model.parameters()),
-            baseline_bytes=rss_base - rss_start, peak_bytes=peak, exact=exact,
+            baseline_bytes=memory.before - rss_start, peak_bytes=memory.peak,
+            exact=memory.exact,
             logits_shape=list(logits.shape), finite=bool(torch.isfinite(logits).all()),
             class_sums=logits.double().sum(dim=(1, 2)).tolist())
         del out, logits
@@ -413,16 +387,14 @@ def make_jobs(args: argparse.Namespace) -> List[dict]:
 
 
 def run_job(job: dict) -> dict:
-    env = dict(os.environ, MMSEG_FUSION_SKIP_VERSION_CHECK='1', PYTHONWARNINGS='ignore')
-    env.setdefault('MALLOC_MMAP_THRESHOLD_', '131072')
-    env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # no spinning threads on a shared CPU
-    proc = subprocess.run([sys.executable, osp.abspath(__file__), '--worker', json.dumps(job)],
-                          capture_output=True, text=True, env=env, check=False)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
-    if proc.returncode != 0 or not lines:
-        return dict(name=job['name'], mode=job['mode'], scales=job['scales'],
-                    error=f'exit {proc.returncode}: {proc.stderr.strip()[-2000:]}')
-    return json.loads(lines[-1])
+    """Measure ``job`` in a fresh process; its result, or one with an ``error``."""
+    # no spinning threads on a shared CPU
+    env = memory_env(OMP_WAIT_POLICY='PASSIVE', PYTHONWARNINGS='ignore')
+    try:
+        return run_json([sys.executable, osp.abspath(__file__), '--worker', json.dumps(job)],
+                        env)
+    except RuntimeError as e:
+        return dict(name=job['name'], mode=job['mode'], scales=job['scales'], error=str(e))
 
 
 def _mib(x: Optional[float]) -> str:

@@ -104,7 +104,7 @@ GROUPS = {
              'softmax@1000', 'ssr-official@1000'],
     # the sweep of training compute (1x, 2x, 4x of 1383 images at 1.0 scale per 8-image step)
     'sweep': ['plain-aug@500', 'plain-aug@1383', 'plain-aug@2766', 'plain-aug@5532',
-              'ssr@500', 'ssr@2000', 'hma@500', 'hma@2000', 'softmax@500', 'softmax@2000'],
+              'ssr@500', 'ssr@2000', 'hma@500', 'softmax@500'],
     'retrofit': ['retrofit-ssr', 'retrofit-hma', 'plain-aug-cont'],
     'afa': ['plain-aug@1000', 'afa@1000', 'concat@1000', 'add@1000'],
     # why random resize cost accuracy in the earlier in-memory loop (no cat_max_ratio there)
@@ -246,12 +246,22 @@ def worker(job: dict) -> dict:
     cfg, iters = row_config(job['row'], job['data_root'], work_dir,
                             job.get('retrofit_base', RETROFIT_BASE))
     method = parse_row(job['row'])[0]
-    start = time.time()
-    model = train(cfg, work_dir, job['seed'])
-    train_s = time.time() - start
-    torch.save(model.state_dict(), osp.join(work_dir, 'model.pth'))
+    saved = osp.join(work_dir, 'model.pth')
+    if osp.isfile(saved) and osp.isfile(osp.join(work_dir, f'iter_{iters}.pth')):
+        # trained to the end by an earlier run that stopped before writing its result
+        from mmengine.registry import init_default_scope
+        from mmseg.registry import MODELS
+        init_default_scope('mmseg')
+        model = MODELS.build(cfg.model)
+        model.load_state_dict(torch.load(saved, map_location='cpu', weights_only=True))
+        train_s = None
+    else:
+        start = time.time()
+        model = train(cfg, work_dir, job['seed'])
+        train_s = round(time.time() - start, 1)
+        torch.save(model.state_dict(), saved)
     own = getattr(model, 'fusion', None)
-    result = dict(job, iters=iters, train_s=round(train_s, 1),
+    result = dict(job, iters=iters, train_s=train_s,
                   step_gflops=train_flops(cfg.filename, _options_of(job['row'])) / 1e9)
     result['train_gflops'] = result['step_gflops'] * iters + job.get('base_gflops', 0.0)
     evals = {'single': eval_model(cfg, model, 'mean', (1.0, )),
@@ -414,7 +424,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         result = worker(job)
         JsonCache(osp.dirname(args.worker)).put(osp.basename(args.worker)[:-5], result)
         return 0
-    rows = args.rows or [r for g in args.group for r in GROUPS[g]]
+    rows = list(dict.fromkeys(args.rows or [r for g in args.group for r in GROUPS[g]]))
     for row in rows:
         parse_row(row)
     out = osp.abspath(args.out)

@@ -73,6 +73,26 @@ def test_loss_lines_and_table():
                        'result': '1 / 2', 'time (s)': '1.235', 'peak memory (MiB)': '-'}]
 
 
+@pytest.mark.skipif(not osp.isfile('/proc/self/status'), reason='reads /proc (Linux)')
+def test_measure_gives_the_median_time_and_the_peak_of_one_call():
+    """The timed workers' harness: common.PeakMemory around one call after a warm-up."""
+    driver = load_driver()
+    calls = []
+
+    def fn():
+        calls.append(1)
+        x = torch.ones(64 * 2**20 // 4)  # 64 MiB, every page written
+        return float(x.sum())
+
+    seconds, peak_mib, exact = driver.measure(fn, 'cpu', repeat=3)
+    assert len(calls) == 1 + 3 and seconds > 0  # warm-up, then 3 timed calls
+    assert isinstance(exact, bool)
+    assert peak_mib >= 60, peak_mib
+    if exact:
+        assert peak_mib < 200, peak_mib
+    assert driver._bound(True) == '' and 'upper bound' in driver._bound(False)
+
+
 @NO_CUDA
 def test_device_cuda_without_cuda_is_refused():
     # pytest's --device option (tests/conftest.py): a usage error, exit code 4
