@@ -10,7 +10,7 @@ test_scales = (0.5, 1.0, 1.5, 1.75, 2.0)
 model = dict(
     type='SSREncoderDecoder',
     fusion='ssr',  # = dict(type='SSRScaleFusion', phi='abs', terminal=True)
-    # the recipe of the synthetic benchmark (configs/ssr/README.md); not verified on Cityscapes
+    # the recipe of the synthetic benchmark (benchmarks/README.md); not verified on Cityscapes
     train_scales=((0.5, 1.0), (0.75, 1.0), (1.0, 1.5)),
     scale_loss_weight=1.0,
     # SpatialAttention(512 -> 512 -> 512 -> 1), |.|, on the DepthwiseSeparableASPPHead features

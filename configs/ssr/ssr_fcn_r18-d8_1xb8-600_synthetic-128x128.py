@@ -1,8 +1,8 @@
 # SSR (Scale-Space Rendering) on the FCN of the synthetic configs (ResNetV1c-18 at 1/4 width),
 # 600 iterations: the recipe of the demo config (ssr_fcn_r18-d8_1xb8-1500_synthetic-128x128.py)
 # on a wider network and a shorter schedule; the defaults of SSREncoderDecoder (random pairs of
-# training scales, full per-scale supervision, terminal fusion), chosen by the benchmark of
-# configs/ssr/README.md (3 seeds). Tested on every training scale.
+# training scales, full per-scale supervision, terminal fusion), measured against the plain
+# model in benchmarks/README.md (3 seeds). Tested on every training scale.
 _base_ = '../synthetic/fcn_r18-d8_1xb8-600_synthetic-128x128.py'
 model = dict(
     type='SSREncoderDecoder',

@@ -78,7 +78,7 @@ class SampleStyle:
 # 'classic': the original data; 'legible': bolder dots, thicker rings, larger triangles, calmer
 # background and stronger tones (every class learnable by a small FCN in 1000 iterations);
 # 'wide': legible, objects up to 1.25 x the image (scale-limited at 1.0: the benchmark's and
-# the demo's data, see configs/ssr/README.md)
+# the demo's data, see benchmarks/README.md)
 STYLES: Dict[str, SampleStyle] = {
     'classic': SampleStyle(),
     'legible': SampleStyle(period_divisor=4.0, dot_radius=0.42, background_noise=6.0,

@@ -128,9 +128,9 @@ class SSRScaleFusion(BaseScaleFusion):
     Args:
         phi (str): ``'abs'`` (official) or ``'softplus'``. Defaults to ``'abs'``.
         terminal (bool): Give the finest scale the remaining transmittance, so the weights
-            sum to 1. Defaults to True (official: False; with random pairs of training scales
-            the non-terminal fusion lost about 5 mIoU over 5 test scales in the seeded
-            benchmark of ``benchmarks/README.md``).
+            sum to 1. Defaults to True, part of the recipe of ``SSREncoderDecoder``'s defaults
+            (official: False; ``benchmarks/README.md`` compares the defaults with the official
+            recipe).
     """
 
     method = 'ssr'
