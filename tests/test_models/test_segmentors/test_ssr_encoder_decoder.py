@@ -513,3 +513,45 @@ def test_bad_scale_set_names_the_set():
     with pytest.raises(ValueError, match=r'SSREncoderDecoder: train_scales\[1\] must be .*'
                                          r'containing 1.0, got \(0.5, 2.0\)'):
         build(train_scales=((0.5, 1.0), (0.5, 2.0)))
+
+
+def test_plain_checkpoint_loads_with_only_the_scale_attention_missing():
+    """The retrofit path: an EncoderDecoder's state dict into SSREncoderDecoder."""
+    plain_cfg = {k: v for k, v in BASE.items() if k not in ('train_scales', 'fusion')}
+    plain_cfg.update(type='EncoderDecoder', auxiliary_head=AUX)
+    init_default_scope('mmseg')
+    plain = MODELS.build(plain_cfg)
+    for fusion in ('ssr', 'hma'):
+        ssr = build(fusion=fusion, auxiliary_head=AUX)
+        missing, unexpected = ssr.load_state_dict(plain.state_dict(), strict=False)
+        assert unexpected == []
+        assert missing and all(k.startswith('scale_attention.') for k in missing)
+        # every parameter and statistic of the scale attention (torch does not report a
+        # missing BatchNorm counter, num_batches_tracked)
+        assert sorted(missing) == sorted(
+            k for k in ssr.state_dict()
+            if k.startswith('scale_attention.') and not k.endswith('num_batches_tracked'))
+    # the density-free fusions need nothing more: the plain checkpoint loads strictly
+    build(fusion='mean', auxiliary_head=AUX).load_state_dict(plain.state_dict(), strict=True)
+
+
+@pytest.mark.slow
+def test_retrofit_config_fine_tunes_a_plain_checkpoint(tmp_path, repo_root, train_tiny, run_tool,
+                                                       synthetic_root, tiny_options):
+    """configs/ssr/ssr-retrofit_*synthetic*: from a trained plain model, only the attention new."""
+    import os.path as osp
+    plain = osp.join(repo_root, 'configs', 'synthetic', 'fcn_r18-d8_1xb8-600_synthetic-128x128.py')
+    train_tiny(plain, str(tmp_path / 'plain'), iters=2)
+    work = str(tmp_path / 'retrofit')
+    out = run_tool([osp.join(repo_root, 'tools', 'train.py'),
+                    osp.join(repo_root, 'configs', 'ssr',
+                             'ssr-retrofit_fcn_r18-d8_1xb8-40_synthetic-128x128.py'),
+                    '--work-dir', work, '--cfg-options',
+                    *tiny_options(synthetic_root, iters=2, ckpt_interval=2),
+                    f"load_from={tmp_path / 'plain' / 'iter_2.pth'}"])
+    assert osp.isfile(osp.join(work, 'iter_2.pth')), out.stdout[-3000:]
+    reported = [line for line in out.stdout.splitlines() if 'missing keys in source' in line]
+    assert len(reported) == 1, out.stdout[-3000:]
+    keys = reported[0].split('state_dict:', 1)[1].split(',')
+    assert keys and all(k.strip().startswith('scale_attention.') for k in keys), reported
+    assert 'unexpected key' not in out.stdout
