@@ -142,7 +142,7 @@ CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.dirname(
 
 def test_configs_build(method_configs):
     init_default_scope('mmseg')
-    for name, cfg in method_configs('afa', 8):
+    for name, cfg in method_configs('afa', 9):
         cfg.model.pretrained = None
         cfg.model.backbone.pop('init_cfg', None)
         model = MODELS.build(cfg.model)

@@ -151,7 +151,7 @@ CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.dirname(
 
 def test_configs_build(method_configs):
     init_default_scope('mmseg')
-    for name, cfg in method_configs('iaff', 5):
+    for name, cfg in method_configs('iaff', 6):
         cfg.model.pretrained = None
         cfg.model.backbone.pop('init_cfg', None)
         model = MODELS.build(cfg.model)
