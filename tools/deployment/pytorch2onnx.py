@@ -86,7 +86,7 @@ def main(argv=None) -> int:
         else:
             size = getattr(segmentor.data_preprocessor, 'size', None)
             shape = tuple(size) if size else (512, 512)
-        kind = 'SSR ' + segmentor.fusion if wrapper.is_ssr else 'single-scale'
+        kind = type(segmentor.fusion).__name__ if wrapper.is_ssr else 'single-scale'
         log(f'{type(segmentor).__name__}: {kind} over scales {wrapper.scales}'
             f'{" with flip" if wrapper.flip else ""}, {segmentor.out_channels} classes')
         inputs = None
