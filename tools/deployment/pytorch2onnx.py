@@ -73,6 +73,7 @@ def main(argv=None) -> int:
         load_verify_images,
         random_verify_inputs,
     )
+    from mmseg_fusion.models.fusions import SCALE_FUSIONS
 
     def log(line: str) -> None:
         print(line, flush=True)
@@ -86,7 +87,10 @@ def main(argv=None) -> int:
         else:
             size = getattr(segmentor.data_preprocessor, 'size', None)
             shape = tuple(size) if size else (512, 512)
-        kind = type(segmentor.fusion).__name__ if wrapper.is_ssr else 'single-scale'
+        kind = 'single-scale'
+        if wrapper.is_ssr:  # the fusion's shorthand ('ssr', 'hma', ...) or its class name
+            name = type(segmentor.fusion).__name__
+            kind = 'SSR ' + {v: k for k, v in SCALE_FUSIONS.items()}.get(name, name)
         log(f'{type(segmentor).__name__}: {kind} over scales {wrapper.scales}'
             f'{" with flip" if wrapper.flip else ""}, {segmentor.out_channels} classes')
         inputs = None
