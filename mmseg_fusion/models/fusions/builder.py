@@ -49,7 +49,7 @@ FusionCfg = Union[str, dict]
 
 
 def fusion_cfg(fusion: FusionCfg, shorthands: Dict[str, str], owner: str,
-               name: str = 'fusion', **shorthand_args) -> dict:
+               name: str = 'fusion') -> dict:
     """A fusion given as a shorthand string or a config dict, as a config dict.
 
     Args:
@@ -57,14 +57,12 @@ def fusion_cfg(fusion: FusionCfg, shorthands: Dict[str, str], owner: str,
         shorthands (dict[str, str]): :data:`PAIR_FUSIONS` or :data:`SCALE_FUSIONS`.
         owner (str): The component, for the error message.
         name (str): The argument, for the error message. Defaults to ``'fusion'``.
-        **shorthand_args: Arguments a shorthand expands with (e.g. the ``reduction`` of
-            ``IAFFNeck``); a config dict is taken as it is.
 
     Returns:
-        dict: ``dict(type=..., ...)``.
+        dict: ``dict(type=..., ...)`` (a copy of a given dict).
     """
     if isinstance(fusion, str) and fusion in shorthands:
-        return dict(type=shorthands[fusion], **shorthand_args)
+        return dict(type=shorthands[fusion])
     if isinstance(fusion, dict) and 'type' in fusion:
         return dict(fusion)
     raise ValueError(f'{owner}: {name} must be one of {tuple(shorthands)}, got {fusion!r} '

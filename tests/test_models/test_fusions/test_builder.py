@@ -40,8 +40,6 @@ def test_shorthands_expand_to_registered_types():
         for short, name in shorthands.items():
             assert fusion_cfg(short, shorthands, 'X') == dict(type=name)
             assert MODELS.get(name) is not None, name
-    assert fusion_cfg('iaff', PAIR_FUSIONS, 'X', reduction=2) == dict(type='IAFFFusion',
-                                                                     reduction=2)
     cfg = dict(type='AFAFusion', reduction=4)
     assert fusion_cfg(cfg, PAIR_FUSIONS, 'X') == cfg
 
