@@ -33,7 +33,7 @@ __all__ = [
     'LAYOUTS', 'dense_criss_cross', 'naive_batch_norm', 'naive_channel', 'naive_conv2d',
     'naive_conv_module', 'naive_criss_cross', 'naive_criss_cross_3d', 'naive_double_attention',
     'naive_em', 'naive_hma', 'naive_mscam', 'naive_progressive', 'naive_softmax_weights',
-    'naive_spatial', 'naive_ssr', 'randomise', 'seg_samples', 'tiny_options',
+    'level_inputs', 'naive_spatial', 'naive_ssr', 'randomise', 'seg_samples', 'tiny_options',
     'tiny_ssr_config', 'with_layout'
 ]
 
@@ -67,6 +67,28 @@ def tiny_ssr_config(**overrides) -> dict:
     )
     cfg.update(overrides)
     return cfg
+
+
+def level_inputs(channels: Sequence[int], batch: int = 2, h: int = 23, w: int = 29,
+                 seed: int = 0) -> List[torch.Tensor]:
+    """Random multi-level features, shallowest first, each level half the size (rounded up).
+
+    Args:
+        channels (Sequence[int]): Channels of each level.
+        batch (int): N. Defaults to 2.
+        h (int): Height of level 0. Defaults to 23.
+        w (int): Width of level 0. Defaults to 29.
+        seed (int): Seed of the global generator (set here). Defaults to 0.
+
+    Returns:
+        list[Tensor]: Level ``j`` of shape (N, channels[j], H_j, W_j).
+    """
+    torch.manual_seed(seed)
+    feats = []
+    for c in channels:
+        feats.append(torch.randn(batch, c, h, w))
+        h, w = (h + 1) // 2, (w + 1) // 2
+    return feats
 
 
 def seg_samples(n: int, h: int, w: int, flip: bool = False, num_classes: int = 3) -> list:

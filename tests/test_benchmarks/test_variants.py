@@ -14,7 +14,7 @@ from torch.testing import assert_close
 
 import mmseg_fusion  # noqa: F401
 from mmseg_fusion.functional import fuse_scales
-from mmseg_fusion.testing import seg_samples, tiny_ssr_config
+from mmseg_fusion.testing import level_inputs, seg_samples, tiny_ssr_config
 
 SSR = tiny_ssr_config()
 
@@ -33,15 +33,6 @@ def build(**overrides):
 
 def samples(n, h, w):
     return seg_samples(n, h, w)
-
-
-def level_inputs(channels, batch=2, h=23, w=29):
-    torch.manual_seed(0)
-    feats = []
-    for c in channels:
-        feats.append(torch.randn(batch, c, h, w))
-        h, w = (h + 1) // 2, (w + 1) // 2
-    return feats
 
 
 def test_normalized_and_conv_afa_fusions(variants):

@@ -7,6 +7,7 @@ from mmseg.registry import MODELS
 from torch.testing import assert_close
 
 import mmseg_fusion  # noqa: F401  (registers the models)
+from mmseg_fusion import testing
 from mmseg_fusion.layers import BiAFA, MultiAFA
 
 IN_CHANNELS = [8, 16, 32, 64]
@@ -14,12 +15,7 @@ IN_CHANNELS = [8, 16, 32, 64]
 
 
 def level_inputs(channels=IN_CHANNELS, batch=2, h=23, w=29):
-    torch.manual_seed(0)
-    feats = []
-    for c in channels:
-        feats.append(torch.randn(batch, c, h, w))
-        h, w = (h + 1) // 2, (w + 1) // 2
-    return feats
+    return testing.level_inputs(channels, batch, h, w)
 
 
 @pytest.mark.parametrize('fusion', ['afa', 'concat', 'add'])
