@@ -22,8 +22,8 @@ Method:
 * Timing: every implementation is built once; the runs are interleaved (A, B, A, B, ...) so
   that a noisy machine affects all of them alike; the minimum and the median over
   ``--repeat`` runs are reported, after one warm-up run each. CPU threads: ``--threads``.
-* Peak memory (:class:`common.PeakMemory`). On CPU each case runs in a fresh Python process
-  (:func:`common.run_json`, environment :func:`common.memory_env`: large blocks are mmap-ed
+* Peak memory (:class:`harness.PeakMemory`). On CPU each case runs in a fresh Python process
+  (:func:`harness.run_json`, environment :func:`harness.memory_env`: large blocks are mmap-ed
   and returned to the OS when freed, so the resident set follows the live tensors). The child
   builds the module, runs it once on a tiny input (lazy kernel and thread-pool set-up),
   creates the input and the upstream gradient, then runs the case once inside
@@ -58,7 +58,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from common import MIB, PeakMemory, run_json  # noqa: E402
+from harness import MIB, PeakMemory, run_json  # noqa: E402
 
 Shape = Tuple[int, int, int, int]
 CCA_SHAPES: Tuple[Shape, ...] = ((2, 512, 97, 97), (2, 64, 23, 29))

@@ -9,10 +9,10 @@ see the same batch: one image, views = scales x {no flip, flip} (6 by default) b
 ``test_cfg.scales=(1.0,)``) and averages the softmax of all views; ``SSRTTAModel`` predicts each
 view with its density and fuses it into a running SSR state at once.
 
-Peak memory on CPU (:class:`common.PeakMemory`): each model is measured in its own fresh
-process (:func:`common.run_json`). Tensors of more than 128 KiB (every per-view logit map
+Peak memory on CPU (:class:`harness.PeakMemory`): each model is measured in its own fresh
+process (:func:`harness.run_json`). Tensors of more than 128 KiB (every per-view logit map
 here) are ``mmap``-allocated by glibc's malloc (the children run with
-:func:`common.memory_env`'s fixed threshold) and unmapped when freed, so the resident set
+:func:`harness.memory_env`'s fixed threshold) and unmapped when freed, so the resident set
 follows the bytes of live large tensors. After one warm-up ``test_step``, the kernel's
 high-water mark of the resident set is reset and ``VmHWM`` during the next ``test_step``
 minus the resident set just before it is the peak of the memory the TTA step allocates
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from common import MIB, PeakMemory, run_json  # noqa: E402
+from harness import MIB, PeakMemory, run_json  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -24,7 +24,7 @@ import time
 from typing import List, Optional, Tuple
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from common import ROOT  # noqa: E402
+from harness import ROOT  # noqa: E402
 
 DEFAULT_CONFIG = osp.join(ROOT, 'configs', 'synthetic', 'fcn_r18-d8_1xb8-600_synthetic-128x128.py')
 

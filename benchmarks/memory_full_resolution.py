@@ -39,17 +39,17 @@ script measures, each in its own process:
 It prints the peaks, ``peak - largest single-scale peak of the scales involved`` for both
 and their ratio, and checks that both give the same fused logits (per-class sums).
 
-Measurement (:mod:`common`). Each configuration runs in a fresh Python process
-(``--worker``, :func:`common.run_json`) with ``torch.set_num_threads(--threads)``,
+Measurement (:mod:`harness`). Each configuration runs in a fresh Python process
+(``--worker``, :func:`harness.run_json`) with ``torch.set_num_threads(--threads)``,
 ``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads sleep instead of spinning, which on a busy
-2-core machine made small predictions up to 6x slower) and :func:`common.memory_env`'s fixed
+2-core machine made small predictions up to 6x slower) and :func:`harness.memory_env`'s fixed
 ``mmap`` threshold (every tensor above 128 KiB is ``mmap``-ed and unmapped when freed, so the
 resident set follows the live tensors; with glibc's default, dynamic threshold, freed 256 KiB
 tensors were seen to stay resident). Both are only defaults: values already in the
-environment are kept. The process records its resident set (RSS, :func:`common.rss_bytes`)
+environment are kept. The process records its resident set (RSS, :func:`harness.rss_bytes`)
 after the imports, builds the model, runs one warm-up prediction (on a 1/8-size image, or on
 the image itself below 512 rows: lazy oneDNN and thread-pool set-up) and creates the input.
-The prediction then runs once inside :class:`common.PeakMemory`, which resets the kernel's
+The prediction then runs once inside :class:`harness.PeakMemory`, which resets the kernel's
 high-water mark of the RSS (``echo 5 > /proc/self/clear_refs``, Linux >= 4.0) and records the
 RSS at the start: the RSS there minus the RSS after the imports is the **model+input** baseline
 (weights, the input, what the warm-up leaves; it moved by about 64 MiB between two runs of
@@ -78,7 +78,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from common import MIB, ROOT, PeakMemory, memory_env, rss_bytes, run_json  # noqa: E402
+from harness import MIB, ROOT, PeakMemory, memory_env, rss_bytes, run_json  # noqa: E402
 
 #: Cityscapes configs by short name: one per head / neck / segmentor type (the R101 variants
 #: have the same head as the R50 ones and differ only by the backbone depth).

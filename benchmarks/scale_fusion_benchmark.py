@@ -8,7 +8,7 @@ datasets, ``RandomResize``/``RandomCrop``/``RandomFlip`` as the configs write th
 preprocessor, losses, SGD + poly), for each seed, on data generated in mmseg's folder layout,
 then evaluated on the validation split with mmseg's ``IoUMetric`` at scale 1.0, as the mean of
 the logits over the 5 test scales (mean-TTA) and, for the fusion models, with their own fusion
-(:mod:`benchmarks.common`). The network is the demo's: ResNetV1c-18 at 1/8 width (D8) +
+(:mod:`benchmarks.harness`). The network is the demo's: ResNetV1c-18 at 1/8 width (D8) +
 FCNHead + an auxiliary FCNHead, 128x128 images, batch 8.
 
 Training compute is counted, not estimated: the FLOPs of one training step of each row
@@ -42,7 +42,7 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from common import (  # noqa: E402
+from harness import (  # noqa: E402
     ROOT,
     JsonCache,
     evaluate,
@@ -109,7 +109,7 @@ GROUPS = {
     'afa': ['plain-aug@1000', 'afa@1000', 'concat@1000', 'add@1000'],
     # why random resize cost accuracy in the earlier in-memory loop (no cat_max_ratio there)
     'diagnosis': ['plain@1000', 'plain-aug@1000', 'plain-aug-nocat@1000',
-                  'plain-aug-down@1000', 'plain-aug-up@1000'],
+                  'plain-aug-down@1000', 'plain-aug-up@1000', 'plain@2766'],
     'heldout': ['plain@1000', 'plain-aug@1000', 'plain-aug@2766', 'ssr@1000', 'hma@1000',
                 'softmax@1000'],
 }

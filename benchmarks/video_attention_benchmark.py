@@ -5,23 +5,23 @@
 
 Both heads are trained from their configs (``configs/ccnet/ccnet{,3d}_r18-d8_1xb8-1k_synthetic-
 video-64x64.py``: same backbone, same parameters, the 3D head only regroups the batch into
-clips) on mmseg's own pipeline, with :func:`common.train` (mmengine's ``Runner``: the configs'
+clips) on mmseg's own pipeline, with :func:`harness.train` (mmengine's ``Runner``: the configs'
 ``SyntheticVideoDataset``, ``ClipSampler`` with the run's seed, transforms, data preprocessor,
 losses and SGD + poly schedule) for ``--iters`` iterations of 2 clips of 4 consecutive frames.
 The data (:data:`DATA`) is generated once under ``--out/data`` by
 :func:`~mmseg_fusion.datasets.generate_video_dataset`, as
 ``tools/dataset_converters/synthetic_video.py`` writes it.
 
-Every (head, seed) runs in its own process (:func:`common.run_jobs`, ``--jobs`` at a time,
+Every (head, seed) runs in its own process (:func:`harness.run_jobs`, ``--jobs`` at a time,
 ``--threads`` each, at ``nice 10``; its log is ``--out/logs/<i>.log``); the results are cached
-per (head, seed, iterations) as JSON under ``--out/results`` (:class:`common.JsonCache`), so a
+per (head, seed, iterations) as JSON under ``--out/results`` (:class:`harness.JsonCache`), so a
 second run trains only what is missing and rewrites ``--out/table_it<iters>.md``.
 
 Evaluation: the configs' test dataloader (every validation video cut into clips of 4 frames,
-``ClipSampler(shuffle=False)``) and mmseg's ``IoUMetric`` (:func:`common.evaluate_groups`):
+``ClipSampler(shuffle=False)``) and mmseg's ``IoUMetric`` (:func:`harness.evaluate_groups`):
 mIoU (%) over all frames, over the degraded frames (noise or occlusion; the label is the
 clean scene's) and over the clean frames; mean ± std over the seeds
-(:func:`common.fmt_mean_std`).
+(:func:`harness.fmt_mean_std`).
 """
 import argparse
 import json
@@ -32,7 +32,7 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from common import (  # noqa: E402
+from harness import (  # noqa: E402
     ROOT,
     JsonCache,
     evaluate_groups,

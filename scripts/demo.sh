@@ -6,7 +6,11 @@
 # validation images, and run mmseg's MMSegInferencer on one of them (README: "Use a trained
 # model"), writing its picture next to them.
 #   bash scripts/demo.sh [CONFIG]
-# Environment: WORK_DIR (default work_dirs/demo), DATA_ROOT (default data/synthetic_wide).
+# Environment: WORK_DIR (default work_dirs/demo), DATA_ROOT (default data/synthetic_scales,
+# where every synthetic config reads), SEED (default: the config's randomness.seed, 0 for the
+# demo config). On a machine without CUDA the run is deterministic
+# (randomness.deterministic=True), so the same seed prints the same numbers on the same CPU
+# thread count.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -15,12 +19,17 @@ eval "$(bash scripts/bootstrap.sh --print-env)"
 export MMSEG_FUSION_SKIP_VERSION_CHECK=1
 
 CONFIG="${1:-configs/ssr/ssr_fcn_r18-d8_1xb8-1500_synthetic-128x128.py}"
-DATA_ROOT="${DATA_ROOT:-data/synthetic_wide}"
+DATA_ROOT="${DATA_ROOT:-data/synthetic_scales}"
 NAME="$(basename "$CONFIG" .py)"
 WORK="${WORK_DIR:-work_dirs/demo}/$NAME"
 data_opts=(train_dataloader.dataset.data_root="$DATA_ROOT"
            val_dataloader.dataset.data_root="$DATA_ROOT"
            test_dataloader.dataset.data_root="$DATA_ROOT")
+seed_opts=()
+if [[ -n "${SEED:-}" ]]; then seed_opts+=(randomness.seed="$SEED"); fi
+if ! "$PY" -c 'import sys, torch; sys.exit(torch.cuda.is_available())' 2>/dev/null; then
+    seed_opts+=(randomness.deterministic=True)
+fi
 
 if [[ ! -d "$DATA_ROOT/img_dir/val" ]]; then
     echo "== generating the synthetic data in $DATA_ROOT"
@@ -31,7 +40,7 @@ mkdir -p "$WORK"
 echo "== training $NAME (full log under $WORK)"
 start=$SECONDS
 set -o pipefail
-"$PY" tools/train.py "$CONFIG" --work-dir "$WORK" --cfg-options "${data_opts[@]}" 2>&1 \
+"$PY" tools/train.py "$CONFIG" --work-dir "$WORK" --cfg-options "${data_opts[@]}" "${seed_opts[@]}" 2>&1 \
     | tee "$WORK.train.log" \
     | bash scripts/progress_filter.sh 'Iter\(train\)|Error' '' '^.* - INFO - '
 echo "   trained in $((SECONDS - start)) s"
@@ -55,7 +64,7 @@ if [[ -f "$WORK.test-single.log" ]]; then
     printf '\n| evaluation of the same checkpoint | aAcc | mIoU | mAcc |\n|---|---|---|---|\n'
     for pair in "single scale 1.0:$WORK.test-single.log" "fused, test_cfg.${scales:-scales}:$WORK.test.log"; do
         read -r _ aacc _ miou _ macc <<<"$(metrics "${pair#*:}")"
-        echo "| ${pair%%:*} | $aacc | $miou | $macc |"
+        LC_ALL=C printf '| %s | %.2f | %.2f | %.2f |\n' "${pair%%:*}" "$aacc" "$miou" "$macc"
     done
     echo
 fi

@@ -300,7 +300,7 @@ SAMPLE = """# Doc
 Train with `python tools/train.py CONFIG --work-dir W` or see
 [the ssr README](configs/ssr/README.md#usage).
 Not ours: mmseg/.mim/tools/test.py and https://example.org/tools/nothing.py.
-A gone path: tools/analysis/no_such_tool.py. A file, no command: `benchmarks/common.py`;
+A gone path: tools/analysis/no_such_tool.py. A file, no command: `benchmarks/harness.py`;
 a command without launcher: `tools/model_converters/ccnet2fusion.py SRC DST --force`.
 
 ```bash
@@ -320,7 +320,7 @@ def test_extraction_finds_paths_and_commands():
     paths = list(named_paths('README.md', SAMPLE))
     written = [w for _, w, _ in paths]
     assert 'tools/train.py' in written and 'configs/ssr/README.md' in written
-    assert 'tools/analysis/no_such_tool.py' in written and 'benchmarks/common.py' in written
+    assert 'tools/analysis/no_such_tool.py' in written and 'benchmarks/harness.py' in written
     assert not any('nothing.py' in w or w == 'tools/test.py' for w in written), written
     missing = [w for _, w, p in paths if not path_exists(p)]
     assert missing == ['tools/analysis/no_such_tool.py'], missing

@@ -111,7 +111,8 @@ def test_installed_wheel_resolves_configs_trains_and_serves_mim(fresh_env, tmp_p
         'cfg = Config.fromfile("child.py")\n'
         'init_default_scope("mmseg")\n'
         'model = MODELS.build(cfg.model)\n'
-        'print("built", type(model).__name__, model.fusion, cfg.train_cfg.max_iters)\n'
+        'assert type(model.fusion).__name__ == "HMAScaleFusion", model.fusion\n'
+        'print("built", type(model).__name__, cfg.model.fusion, cfg.train_cfg.max_iters)\n'
         'for name in ("SSREncoderDecoder", "SSRTTAModel", "RCCAHead", "EMAUHead", "A2Head",\n'
         '             "AFANeck", "IAFFNeck", "CategoryConsistentLoss"):\n'
         '    assert MODELS.get(name) is not None, name\n')], cwd=outside)

@@ -75,7 +75,7 @@ def test_loss_lines_and_table():
 
 @pytest.mark.skipif(not osp.isfile('/proc/self/status'), reason='reads /proc (Linux)')
 def test_measure_gives_the_median_time_and_the_peak_of_one_call():
-    """The timed workers' harness: common.PeakMemory around one call after a warm-up."""
+    """The timed workers' harness: harness.PeakMemory around one call after a warm-up."""
     driver = load_driver()
     calls = []
 
