@@ -105,7 +105,9 @@ GROUPS = {
     # the sweep of training compute (1x, 2x, 4x of 1383 images at 1.0 scale per 8-image step)
     'sweep': ['plain-aug@500', 'plain-aug@1383', 'plain-aug@2766', 'plain-aug@5532',
               'ssr@500', 'ssr@2000', 'hma@500', 'softmax@500'],
-    'retrofit': ['retrofit-ssr', 'retrofit-hma', 'plain-aug-cont'],
+    # from the 1000-iteration model (not converged) and from the 2766-iteration one
+    'retrofit': ['retrofit-ssr', 'retrofit-hma', 'plain-aug-cont', 'retrofit-ssr@2766',
+                 'retrofit-hma@2766', 'plain-aug-cont@2766'],
     'afa': ['plain-aug@1000', 'afa@1000', 'concat@1000', 'add@1000'],
     # why random resize cost accuracy in the earlier in-memory loop (no cat_max_ratio there)
     'diagnosis': ['plain@1000', 'plain-aug@1000', 'plain-aug-nocat@1000',
@@ -117,14 +119,29 @@ GROUPS = {
 
 # ----------------------------------------------------------------------------- rows
 def parse_row(row: str) -> Tuple[str, int]:
-    """``'ssr@1000'`` -> ``('ssr', 1000)``; a retrofit row's iterations are derived."""
-    if row in RETROFITS:
-        return row, 0
+    """``'ssr@1000'`` -> ``('ssr', 1000)``; a retrofit row's iterations are derived.
+
+    A retrofit row is its name (from ``plain-aug@<--retrofit-base>``) or ``<name>@<base>``
+    (from ``plain-aug@<base>``), e.g. ``retrofit-ssr@2766``.
+    """
     method, _, iters = row.partition('@')
+    if method in RETROFITS and (not iters or iters.isdigit() and int(iters) >= 1):
+        return method, 0
     if method not in METHODS or not iters.isdigit() or int(iters) < 1:
         raise SystemExit(f'scale_fusion_benchmark: row {row!r} must be <method>@<iterations> '
                          f'with a method of {sorted(METHODS)} or one of {sorted(RETROFITS)}')
     return method, int(iters)
+
+
+def is_retrofit(row: str) -> bool:
+    """Whether ``row`` fine-tunes a trained plain-aug model (``RETROFITS``)."""
+    return parse_row(row)[0] in RETROFITS
+
+
+def retrofit_base(row: str, default: int = RETROFIT_BASE) -> int:
+    """The plain-aug schedule a retrofit row starts from: ``<name>@<base>``, else ``default``."""
+    base = row.partition('@')[2]
+    return int(base) if base else default
 
 
 def row_config(row: str, data_root: str, work_dir: str, base: int = RETROFIT_BASE):
@@ -135,6 +152,7 @@ def row_config(row: str, data_root: str, work_dir: str, base: int = RETROFIT_BAS
     method, iters = parse_row(row)
     options = {}
     if method in RETROFITS:
+        base = retrofit_base(row, base)
         target = RETROFITS[method]
         config, options, _ = METHODS[target]
         options = dict(options)
@@ -365,15 +383,19 @@ def plot(results: List[dict], path: str, title: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401 (matplotlib.ticker below)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    series = [('plain-aug', 'single', 'plain + aug, scale 1.0'),
-              ('plain-aug', 'mean_tta', 'plain + aug, mean-TTA (5 scales)'),
-              ('ssr', 'fused', 'SSR fused (5 scales)'), ('hma', 'fused', 'HMA fused'),
-              ('softmax', 'fused', 'softmax fused')]
-    for method, key, label in series:
+    series = [('plain', 'single', 'plain (no aug), scale 1.0', ':'),
+              ('plain-aug', 'single', 'plain + aug, scale 1.0', '--'),
+              ('plain-aug', 'mean_tta', 'plain + aug, mean-TTA (5 scales)', '-'),
+              ('ssr', 'fused', 'SSR fused (5 scales)', '-'), ('hma', 'fused', 'HMA fused', '-'),
+              ('softmax', 'fused', 'softmax fused', '-'),
+              ('retrofit-ssr', 'fused', 'SSR retrofit of plain + aug, fused', 'none'),
+              ('plain-aug-cont', 'mean_tta', 'plain + aug continued, mean-TTA', 'none')]
+    for method, key, label, style in series:
         points = {}
         for r in results:
-            if r['method'] == method and '@' in r['row'] and key in r:
+            if r['method'] == method and key in r:
                 points.setdefault(r['row'], []).append(r)
         if not points:
             continue
@@ -383,11 +405,16 @@ def plot(results: List[dict], path: str, title: str) -> None:
             m, s = mean_std([r[key]['mIoU'] for r in rs])
             ys.append(m)
             es.append(s)
-        ax.errorbar(xs, ys, yerr=es, marker='o', capsize=3, label=label,
-                    linestyle='--' if key == 'single' else '-')
+        ax.errorbar(xs, ys, yerr=es, marker='*' if style == 'none' else 'o', capsize=3,
+                    label=label, linestyle=style, markersize=9 if style == 'none' else 6)
     ax.set_xscale('log')
-    ax.set_xlabel('training compute (TFLOPs, forward + backward)')
-    ax.set_ylabel('mIoU (mean ± std, 3 seeds)')
+    ticks = [1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32]
+    lo, hi = ax.get_xlim()
+    ax.set_xticks([t for t in ticks if lo <= t <= hi], minor=False)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter('%g'))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel('training compute (TFLOPs, forward + backward, counted)')
+    ax.set_ylabel('mIoU (mean ± std over seeds)')
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
@@ -433,9 +460,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for data in args.data:
         root = make_data(data, osp.join(out, 'data'))
         # retrofits start from the plain-aug checkpoint of the same seed: train it first
-        ordered = sorted(rows, key=lambda r: r in RETROFITS)
-        if any(r in RETROFITS for r in rows) and f'plain-aug@{args.retrofit_base}' not in rows:
-            ordered.insert(0, f'plain-aug@{args.retrofit_base}')
+        ordered = sorted(rows, key=is_retrofit)
+        for base in dict.fromkeys(retrofit_base(r, args.retrofit_base)
+                                  for r in rows if is_retrofit(r)):
+            if f'plain-aug@{base}' not in ordered:
+                ordered.insert(0, f'plain-aug@{base}')
         for row in ordered:
             for seed in args.seeds:
                 key = f'{data}_{row}_{seed}'.replace('@', '-')
@@ -445,19 +474,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                            work_dir=osp.join(out, 'runs', data, f'seed{seed}', row),
                            measure_scale_sets=args.scale_sets and row in ('ssr@1000',
                                                                  'plain-aug@1000'))
-                if row in RETROFITS:
-                    job['retrofit_base'] = args.retrofit_base
+                if is_retrofit(row):
+                    job['retrofit_base'] = retrofit_base(row, args.retrofit_base)
                 cache.put(key, job)
                 jobs.append(job)
     print(f'== {len(jobs)} trainings to run ({args.jobs} at a time)', flush=True)
     # the retrofits wait for their starting checkpoints: run them in a second wave
-    waves = [[j for j in jobs if j['row'] not in RETROFITS],
-             [j for j in jobs if j['row'] in RETROFITS]]
+    waves = [[j for j in jobs if not is_retrofit(j['row'])],
+             [j for j in jobs if is_retrofit(j['row'])]]
     failed = 0
     for wave in waves:
         for job in wave:
-            if job['row'] in RETROFITS:
-                base = cache.get(f"{job['data']}_plain-aug-{args.retrofit_base}_{job['seed']}")
+            if is_retrofit(job['row']):
+                base = cache.get(f"{job['data']}_plain-aug-{job['retrofit_base']}_{job['seed']}")
                 job['base_gflops'] = base['train_gflops']
                 cache.put(job['key'], job)
         codes = run_jobs(

@@ -2,10 +2,9 @@
 # iterations, 80.09 mIoU): the same network as SSREncoderDecoder, fine-tuned on random pairs of
 # scales for 8k iterations (10 % of the original iterations, about 20 % of its training
 # compute: an SSR step on these pairs costs about 2 plain steps) at a tenth of the learning
-# rate. Every backbone and
-# head weight loads from the zoo checkpoint; only the scale attention is new. Not run here (no
-# Cityscapes data on the development machines): the recipe of the synthetic retrofit rows of
-# benchmarks/README.md.
+# rate. Every backbone and head weight loads from the zoo checkpoint; only the scale attention
+# is new. Not run here (no Cityscapes data on the development machines): the recipe of the
+# synthetic retrofit rows of benchmarks/README.md.
 _base_ = './ssr_deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py'
 load_from = ('https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3plus/'
              'deeplabv3plus_r50-d8_512x1024_80k_cityscapes/'

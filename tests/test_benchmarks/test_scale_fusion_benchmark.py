@@ -66,6 +66,16 @@ def test_retrofit_starts_from_the_plain_model_for_a_fifth_of_its_compute(bench, 
     cont = bench.row_config('plain-aug-cont', '/data/x', str(tmp_path / 'runs' / 'c'),
                             base=100)[1]
     assert cont == 20
+    # <name>@<base>: from plain-aug@<base>, whatever the default base
+    cfg, iters = bench.row_config('retrofit-hma@50', '/data/x', str(tmp_path / 'runs' / 'h'),
+                                  base=100)
+    assert osp.normpath(cfg.load_from) == str(tmp_path / 'runs' / 'plain-aug@50' / 'model.pth')
+    assert bench.parse_row('retrofit-hma@50') == ('retrofit-hma', 0)
+    assert bench.retrofit_base('retrofit-hma@50') == 50
+    assert bench.retrofit_base('retrofit-hma') == bench.RETROFIT_BASE
+    assert bench.is_retrofit('plain-aug-cont@50') and not bench.is_retrofit('plain-aug@50')
+    with pytest.raises(SystemExit, match="row 'retrofit-ssr@x'"):
+        bench.parse_row('retrofit-ssr@x')
 
 
 def _result(row, seed, v, fused=None):
