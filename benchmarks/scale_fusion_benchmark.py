@@ -113,7 +113,7 @@ GROUPS = {
     'diagnosis': ['plain@1000', 'plain-aug@1000', 'plain-aug-nocat@1000',
                   'plain-aug-down@1000', 'plain-aug-up@1000', 'plain@2766'],
     'heldout': ['plain@1000', 'plain-aug@1000', 'plain-aug@2766', 'ssr@1000', 'hma@1000',
-                'softmax@1000'],
+                'softmax@1000', 'retrofit-ssr@2766', 'plain-aug-cont@2766'],
 }
 
 

@@ -1,9 +1,11 @@
-# The demo (`make demo`): SSR with the chosen recipe (the defaults of SSREncoderDecoder: a random
-# pair of scales per step out of (0.5, 1), (0.75, 1), (1, 1.5), (1, 2), each scale's prediction
-# fully supervised, terminal fusion) over the benchmark's network, ResNetV1c-18 at 1/8 width
-# (D8) + FCNHead, on the scale-limited synthetic data (`wide` style, the defaults of
-# tools/dataset_converters/synthetic_scales.py). Tested on 5 scales. The recipe and the data are
-# those of the benchmark in benchmarks/README.md (data set a, 3 seeds).
+# SSR trained from scratch with the defaults of SSREncoderDecoder (a random pair of scales per
+# step out of (0.5, 1), (0.75, 1), (1, 1.5), (1, 2), each scale's prediction fully supervised,
+# terminal fusion) over the benchmark's network, ResNetV1c-18 at 1/8 width (D8) + FCNHead, on
+# the scale-limited synthetic data (`wide` style, the defaults of
+# tools/dataset_converters/synthetic_scales.py). Tested on 5 scales. The benchmark's `ssr` rows
+# (benchmarks/README.md); at equal training compute the plain model with scale augmentation
+# does better, and the demo (`make demo`) adds SSR to that one instead:
+# ssr-retrofit_fcn_r18-d8-w8_1xb8-195_synthetic-128x128.py.
 _base_ = './ssr_fcn_r18-d8_1xb8-600_synthetic-128x128.py'
 width = 8
 model = dict(

@@ -34,7 +34,7 @@ FAMILIES = {
     'a2net': 'configs/a2net/a2net_r18-d8_1xb8-600_synthetic-128x128.py',
     'afa': 'configs/afa/afa_r18_1xb8-600_synthetic-128x128.py',
     'iaff': 'configs/iaff/iaff_r18_1xb8-600_synthetic-128x128.py',
-    'ssr': 'configs/ssr/ssr_fcn_r18-d8_1xb8-1500_synthetic-128x128.py',  # the demo's
+    'ssr': 'configs/ssr/ssr-retrofit_fcn_r18-d8-w8_1xb8-195_synthetic-128x128.py',  # the demo's
     'hma': 'configs/ssr/hma_fcn_r18-d8_1xb8-600_synthetic-128x128.py',
     'video-2d': 'configs/ccnet/ccnet_r18-d8_1xb8-1k_synthetic-video-64x64.py',
 }

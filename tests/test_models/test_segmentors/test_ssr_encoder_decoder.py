@@ -315,7 +315,7 @@ def test_ssr_configs_build(repo_root):
 
     from mmseg_fusion.models.utils.scales import RANDOM_PAIRS
     files = sorted(glob.glob(osp.join(repo_root, 'configs', 'ssr', '*.py')))
-    assert len(files) == 9, files
+    assert len(files) == 10, files
     init_default_scope('mmseg')
     for path in files:
         cfg = Config.fromfile(path)
