@@ -383,7 +383,7 @@ def plot(results: List[dict], path: str, title: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    import matplotlib.ticker  # noqa: F401 (matplotlib.ticker below)
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
     fig, ax = plt.subplots(figsize=(7, 4.5))
     series = [('plain', 'single', 'plain (no aug), scale 1.0', ':'),
               ('plain-aug', 'single', 'plain + aug, scale 1.0', '--'),
@@ -411,8 +411,8 @@ def plot(results: List[dict], path: str, title: str) -> None:
     ticks = [1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32]
     lo, hi = ax.get_xlim()
     ax.set_xticks([t for t in ticks if lo <= t <= hi], minor=False)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter('%g'))
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.xaxis.set_major_formatter(FormatStrFormatter('%g'))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel('training compute (TFLOPs, forward + backward, counted)')
     ax.set_ylabel('mIoU (mean ± std over seeds)')
     ax.set_title(title)
