@@ -182,8 +182,12 @@ def format_row(row: dict) -> str:
     if 'error' in row:
         return f"| {row['name']} | `{row['config']}` | failed: {row['error']} | | | | | | |"
     scales = ','.join(f'{s:g}' for s in row['scales'])
-    return (f"| {row['name']} | `{row['config']}` | {scales} | {1e3 * row['torch_s']:.1f} | "
-            f"{1e3 * row['ort_s']:.1f} | {row['ratio']:.2f} | {row['max_abs_diff']:.2g} | "
+    # milliseconds to 2 decimals below 10 ms, so that a sub-millisecond time keeps the
+    # precision of the ratio printed beside it
+    torch_ms, ort_ms = (f'{1e3 * t:.{2 if t < 0.01 else 1}f}' for t in (row['torch_s'],
+                                                                      row['ort_s']))
+    return (f"| {row['name']} | `{row['config']}` | {scales} | {torch_ms} | "
+            f"{ort_ms} | {row['ratio']:.2f} | {row['max_abs_diff']:.2g} | "
             f"{row['max_abs_logit']:.2g} | "
             f"{100 * row['agreement']:.3f} % |")
 
