@@ -7,12 +7,16 @@ modules) and ``SyncBN`` has no CPU kernel. :func:`setup_distributed` fixes the c
 and initialises the process group before the ``Runner`` is built (mmengine then keeps it); with
 CUDA it changes nothing, so GPU runs stay on NCCL exactly as configured.
 :func:`shutdown_distributed` ends a finished run: neither mmengine nor torch destroys the
-process group at exit, and a gloo group whose threads are still alive while the interpreter
-shuts down can abort a rank (``terminate called without an active exception``, SIGABRT) after
-its work is done, so that torchrun reports a finished run as failed.
+process group at exit (``destroy_process_group`` alone does not free a group that a finished
+runner still references), and a gloo group whose threads are still alive while the
+interpreter shuts down can abort a rank (``terminate called without an active exception``,
+SIGABRT) after its work is done, so that torchrun reports a finished run as failed.
 """
+import gc
 import os
 import subprocess
+import warnings
+import weakref
 from datetime import timedelta
 from typing import Any, Optional
 
@@ -110,20 +114,33 @@ def setup_distributed(cfg: Config, launcher: str) -> Optional[str]:
 
 
 def shutdown_distributed() -> bool:
-    """End a finished distributed run: wait for every process, then destroy the process group.
+    """End a finished distributed run: wait for every process, then free the process group.
 
     Call it once at the end of a run that succeeded (``tools/train.py`` and ``tools/test.py``
-    do); outside a process group it does nothing. Without it the (gloo) process group is
-    still alive when the interpreter exits and its threads can abort the process
-    (``terminate called without an active exception``, SIGABRT). The barrier keeps a rank
-    from shutting its group down while another still communicates. Do not call it after an
-    error in one rank: the others may never reach the barrier.
+    do); outside a process group it does nothing. A gloo process group that is still alive
+    when the interpreter shuts down can abort the process from its threads (``terminate
+    called without an active exception``, SIGABRT) after the work is done, so that torchrun
+    reports a finished run as failed. The barrier keeps a rank from shutting its group down
+    while another still communicates; ``destroy_process_group`` removes the group from
+    torch's registry, but the group (and its threads) lives on while anything references it:
+    a finished ``Runner`` holds it through the DDP wrapper in reference cycles, which only the
+    garbage collector frees, so it is run here. A group that is still referenced afterwards
+    (a live model wrapper, an autograd graph kept in a variable) is reported with a warning.
+    Do not call it after an error in one rank: the others may never reach the barrier.
 
     Returns:
         bool: Whether a process group was destroyed.
     """
     if not (dist.is_available() and dist.is_initialized()):
         return False
+    group = weakref.ref(dist.group.WORLD)
     dist.barrier()
     dist.destroy_process_group()
+    gc.collect()
+    if group() is not None:
+        warnings.warn(
+            'shutdown_distributed: the default process group is still referenced after '
+            'destroy_process_group (by a live model wrapper, module or autograd graph); its '
+            'gloo threads may abort this process at exit (SIGABRT). Delete those references '
+            'before calling shutdown_distributed.', RuntimeWarning, stacklevel=2)
     return True

@@ -24,6 +24,8 @@ class _AllReduceSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, group: Any) -> torch.Tensor:
+        # ``group`` is None for the world: a graph kept alive after the run then does not
+        # keep the (destroyed) default process group and its threads alive too
         ctx.group = group
         out = x.clone()
         dist.all_reduce(out, group=group)
@@ -36,8 +38,8 @@ class _AllReduceSum(torch.autograd.Function):
         return grad, None
 
 
-def all_reduce(x: torch.Tensor, group: Any) -> torch.Tensor:
-    """Sum ``x`` over the processes of ``group``, differentiably."""
+def all_reduce(x: torch.Tensor, group: Any = None) -> torch.Tensor:
+    """Sum ``x`` over the processes of ``group`` (None: the world), differentiably."""
     return _AllReduceSum.apply(x, group)
 
 
@@ -80,14 +82,14 @@ class CPUSyncBatchNorm(_BatchNorm):
     def _use_cpu_sync(self, x: torch.Tensor) -> bool:
         return (x.device.type == 'cpu' and self.training and dist.is_available()
                 and dist.is_initialized()
-                and dist.get_world_size(self.process_group or dist.group.WORLD) > 1)
+                and dist.get_world_size(self.process_group) > 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise ``x`` of shape (N, C, *) over N and * of every process."""
         if not self._use_cpu_sync(x):
             return super().forward(x)
         self._check_input_dim(x)
-        group = self.process_group or dist.group.WORLD
+        group = self.process_group
         dims = [0] + list(range(2, x.dim()))
         # (C+1,): per-channel sums and the local element count per channel
         count = x.new_full((1, ), x.numel() // x.shape[1])

@@ -1,7 +1,10 @@
 """setup_distributed / shutdown_distributed, and the tools ending a run with the latter."""
+import gc
 import importlib.util
 import os.path as osp
 import sys
+import warnings
+import weakref
 
 import pytest
 import torch.distributed as dist
@@ -14,19 +17,41 @@ def test_shutdown_without_a_process_group_does_nothing():
     assert shutdown_distributed() is False
 
 
-def test_shutdown_destroys_the_process_group(tmp_path):
+@pytest.fixture
+def world_of_one(tmp_path):
+    """A one-process gloo default group, destroyed afterwards if the test left it."""
     dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
                             world_size=1)
+    yield
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def test_shutdown_frees_a_group_held_in_reference_cycles(world_of_one):
+    """A finished Runner holds the group through its DDP wrapper in reference cycles."""
+    group = weakref.ref(dist.group.WORLD)
+    cycle = {'group': dist.group.WORLD}
+    cycle['self'] = cycle
+    del cycle
+    gc.disable()  # only shutdown_distributed may collect the cycle
     try:
-        group = dist.group.WORLD
-        assert shutdown_distributed() is True
-        assert not dist.is_initialized()
-        # the group is gone from torch's registry, so nothing of it outlives the run
-        with pytest.raises(ValueError, match='Invalid process group'):
-            dist.destroy_process_group(group)
+        with warnings.catch_warnings():
+            warnings.simplefilter('error')
+            assert shutdown_distributed() is True
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        gc.enable()
+    assert group() is None
+
+
+def test_shutdown_destroys_the_process_group(world_of_one):
+    group = dist.group.WORLD  # still referenced here: it cannot be freed, and that is said
+    with pytest.warns(RuntimeWarning, match='shutdown_distributed: the default process group '
+                      'is still referenced'):
+        assert shutdown_distributed() is True
+    assert not dist.is_initialized()
+    # the group is gone from torch's registry, so nothing of it outlives the run
+    with pytest.raises(ValueError, match='Invalid process group'):
+        dist.destroy_process_group(group)
 
 
 def load_tool(repo_root, name):

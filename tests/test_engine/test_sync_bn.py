@@ -8,9 +8,9 @@ from mmseg_fusion.engine import CPUSyncBatchNorm, convert_sync_batchnorm_for_cpu
 # Run by torchrun in two processes (a spawned function of a test module cannot be imported
 # by the children: the test files are not a package).
 WORKER = textwrap.dedent('''
-    import sys
+    import sys, weakref
     import torch, torch.distributed as dist, torch.nn as nn
-    from mmseg_fusion.engine import convert_sync_batchnorm_for_cpu
+    from mmseg_fusion.engine import convert_sync_batchnorm_for_cpu, shutdown_distributed
     dist.init_process_group('gloo')
     rank, world = dist.get_rank(), dist.get_world_size()
     data = torch.load(sys.argv[1])
@@ -21,11 +21,13 @@ WORKER = textwrap.dedent('''
     xs = data['x'].chunk(world)[rank].clone().requires_grad_(True)
     out = bn(xs)
     out.backward(data['grad'].chunk(world)[rank])
+    group = weakref.ref(dist.group.WORLD)
+    shutdown_distributed()
+    # `out` keeps its autograd graph: the group must not live on in it (its gloo threads
+    # can abort the process at exit)
     torch.save(dict(out=out.detach(), grad=xs.grad, wgrad=bn.weight.grad,
-                    mean=bn.running_mean, var=bn.running_var), f'{sys.argv[2]}.{rank}')
-    # both ranks finish before the group is torn down (gloo aborts a rank whose peer left)
-    dist.barrier()
-    dist.destroy_process_group()
+                    mean=bn.running_mean, var=bn.running_var, group_freed=group() is None),
+               f'{sys.argv[2]}.{rank}')
 ''')
 
 
@@ -71,5 +73,6 @@ def test_two_gloo_processes_match_batchnorm_on_the_whole_batch(tmp_path, run_too
     torch.testing.assert_close(res[0]['wgrad'] + res[1]['wgrad'], ref.weight.grad,
                                rtol=1e-4, atol=1e-5)
     for r in res:
+        assert r['group_freed']
         torch.testing.assert_close(r['mean'], ref.running_mean)
         torch.testing.assert_close(r['var'], ref.running_var)

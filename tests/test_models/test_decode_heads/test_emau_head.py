@@ -117,7 +117,8 @@ def test_name_does_not_clash_with_mmseg():
 # Each rank is a fresh interpreter running this code (spawned functions cannot be pickled by
 # reference from a test module collected with --import-mode=importlib).
 DDP_WORKER = """
-import os, sys, torch, torch.distributed as dist
+import os, sys, warnings, torch, torch.distributed as dist
+from mmseg_fusion.engine import shutdown_distributed
 from mmseg_fusion.models.decode_heads.emau_head import EMAUHead
 rank, port, data, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=port)
@@ -132,9 +133,11 @@ for official in (False, True):
     model = torch.nn.parallel.DistributedDataParallel(head)
     model([x]).pow(2).mean().backward()
     results[official] = head.ema_module.bases.clone()
+del model, head
 torch.save(results, out)
-dist.barrier()
-dist.destroy_process_group()
+with warnings.catch_warnings():
+    warnings.simplefilter('error', RuntimeWarning)  # the group must be freed
+    shutdown_distributed()
 """
 
 
